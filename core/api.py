@@ -1,0 +1,210 @@
+"""The JSON API contract: routes declared with pydantic models, one envelope, typed errors.
+
+A route parses its body/query with pydantic, calls one service, and returns data; this
+module wraps that in ``{"ok": true, "data": ...}``, commits the unit of work, replays
+idempotent POSTs, and records every route so the OpenAPI document is generated from the
+same models that validate requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from core import idempotency
+from core.auth import Actor, authenticate_request
+from core.errors import BadRequest, DomainError, Forbidden, Unauthenticated
+from core.validation import pydantic_fields
+
+PUBLIC = "public"
+ANY = "any"
+
+
+@dataclass
+class Endpoint:
+    method: str
+    rule: str
+    view: Callable[..., Any]
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    roles: tuple[str, ...] | str = ANY
+    idempotent: bool = False
+    status: int = 200
+    content_type: str = "application/json"
+    extra_errors: tuple[int, ...] = ()
+
+
+@dataclass
+class Ctx:
+    """What a route gets: the unit-of-work session, the actor, parsed inputs."""
+
+    session: Session
+    actor: Actor | None
+    body: Any = None
+    query: Any = None
+    path: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def me(self) -> Actor:
+        if self.actor is None:
+            raise Unauthenticated()
+        return self.actor
+
+    @property
+    def app(self) -> Flask:
+        return current_app._get_current_object()  # type: ignore[attr-defined]
+
+    @property
+    def settings(self) -> Any:
+        return current_app.extensions["zhizhi"].settings
+
+    def header(self, name: str) -> str | None:
+        return request.headers.get(name)
+
+
+class ApiBlueprint(Blueprint):
+    """A Blueprint whose routes are declared with models (see ``route``)."""
+
+    def __init__(self, name: str, import_name: str, *, tag: str, url_prefix: str = "") -> None:
+        super().__init__(name, import_name, url_prefix="/api/v1" + url_prefix)
+        self.tag = tag
+        self.endpoints: list[Endpoint] = []
+
+    def route_spec(self, method: str, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            summary = spec.pop("summary", None) or (view.__doc__ or view.__name__).strip().split("\n")[0]
+            ep = Endpoint(
+                method=method,
+                rule=self.url_prefix + rule,
+                view=view,
+                summary=summary,
+                tag=spec.pop("tag", self.tag),
+                **spec,
+            )
+            self.endpoints.append(ep)
+            self.add_url_rule(rule, endpoint=view.__name__, view_func=_make_view(ep), methods=[method])
+            return view
+
+        return decorator
+
+    def get(self, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self.route_spec("GET", rule, **spec)
+
+    def post(self, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self.route_spec("POST", rule, **spec)
+
+    def put(self, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self.route_spec("PUT", rule, **spec)
+
+    def patch(self, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self.route_spec("PATCH", rule, **spec)
+
+    def delete(self, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self.route_spec("DELETE", rule, **spec)
+
+
+def envelope(data: Any, status: int = 200) -> Response:
+    body = json.dumps({"ok": True, "data": to_jsonable(data)}, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status=status, mimetype="application/json")
+
+
+def error_response(exc: DomainError) -> Response:
+    body = json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False, separators=(",", ":"))
+    resp = Response(body, status=exc.status, mimetype="application/json")
+    if exc.status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="zhizhi"'
+    return resp
+
+
+def to_jsonable(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [to_jsonable(x) for x in data]
+    if isinstance(data, dict):
+        return {k: to_jsonable(v) for k, v in data.items()}
+    return data
+
+
+def _parse_json_body(model: type[BaseModel]) -> Any:
+    raw = request.get_data(cache=True)
+    if request.mimetype != "application/json":
+        raise BadRequest(
+            "请求体必须是 JSON（Content-Type: application/json）", code="unsupported_media_type", status=415
+        )
+    try:
+        payload = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("请求体不是合法的 JSON", code="invalid_json") from exc
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise pydantic_fields(exc) from exc
+
+
+def _parse_query(model: type[BaseModel]) -> Any:
+    data: dict[str, Any] = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_fields(exc, location="query") from exc
+
+
+def _check_roles(ep: Endpoint, actor: Actor | None) -> None:
+    if ep.roles == PUBLIC:
+        return
+    if actor is None:
+        raise Unauthenticated()
+    if ep.roles == ANY:
+        return
+    if not actor.has_any_role(ep.roles):
+        raise Forbidden()
+
+
+def _make_view(ep: Endpoint) -> Callable[..., Response]:
+    def view(**path_params: Any) -> Response:
+        ext = current_app.extensions["zhizhi"]
+        session: Session = ext.request_session()
+        actor = authenticate_request(session, request.headers.get("Authorization"), ep.roles == PUBLIC)
+        g.actor = actor
+        _check_roles(ep, actor)
+        body = _parse_json_body(ep.body) if ep.body is not None else None
+        query = _parse_query(ep.query) if ep.query is not None else None
+        ctx = Ctx(session=session, actor=actor, body=body, query=query, path=path_params)
+        key = request.headers.get("Idempotency-Key") if ep.idempotent else None
+        if key:
+            return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
+        resp = _invoke(ep, ctx, path_params)
+        ext.commit(session)
+        return resp
+
+    view.__name__ = ep.view.__name__
+    return view
+
+
+def _invoke(ep: Endpoint, ctx: Ctx, path_params: dict[str, Any]) -> Response:
+    result = ep.view(ctx, **path_params)
+    if isinstance(result, Response):
+        return result
+    status = ep.status
+    if isinstance(result, tuple):
+        result, status = result
+    return envelope(result, status)
+
+
+def iter_endpoints(app: Flask) -> Iterable[Endpoint]:
+    for bp in app.blueprints.values():
+        if isinstance(bp, ApiBlueprint):
+            yield from bp.endpoints

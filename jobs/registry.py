@@ -1,0 +1,76 @@
+"""Registry of outbox kinds: the handler that runs it, its queue, timeout and retries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.queues import DEFAULT, QUEUES
+
+
+class JobError(Exception):
+    """Base for errors a handler raises to steer retries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(JobError):
+    """Retry later with backoff (network, rate limits, a dependency down)."""
+
+
+class PermanentError(JobError):
+    """Never retry (bad openid, user refused, the row is gone): record and stop."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: str
+    func: Callable[..., Any]
+    queue: str
+    timeout: int
+    max_attempts: int
+    #: True for handlers that talk to the outside world without an idempotency key
+    #: (push sends): a worker that died mid-run may have delivered, so the row is
+    #: failed with a reason instead of being run again.
+    external_send: bool = False
+
+
+_SPECS: dict[str, JobSpec] = {}
+
+
+def job(
+    kind: str,
+    *,
+    queue: str = DEFAULT,
+    timeout: int | None = None,
+    max_attempts: int = 5,
+    external_send: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``func(session, item) -> dict | None`` as the handler of ``kind``."""
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        _SPECS[kind] = JobSpec(kind, func, queue, timeout or QUEUES[queue], max_attempts, external_send)
+        return func
+
+    return decorator
+
+
+def spec_for(kind: str) -> JobSpec:
+    _load_handlers()
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise KeyError(f"no job handler registered for outbox kind {kind!r}") from None
+
+
+def all_specs() -> dict[str, JobSpec]:
+    _load_handlers()
+    return dict(_SPECS)
+
+
+def _load_handlers() -> None:
+    # Handlers register themselves on import; importing the package list once is enough.
+    import jobs.handlers  # noqa: F401

@@ -1,0 +1,12 @@
+"""JSON API blueprints under /api/v1 (one module per domain)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from miniapp_api import auth, platform
+
+    for module in (auth, platform):
+        app.register_blueprint(module.bp)
