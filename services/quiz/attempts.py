@@ -1,0 +1,418 @@
+"""Papers and attempts: server-kept time, shuffled options, answers withheld until
+submission, per-question save, a whole-attempt submit that happens once."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, require_role
+from core.db import utcnow
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.quiz import (
+    AnswerEvent,
+    Attempt,
+    AttemptItem,
+    AttemptStatus,
+    Competition,
+    Grading,
+    Paper,
+    PaperMode,
+    PointEntry,
+    Question,
+    QuestionStatus,
+    QuestionTopic,
+    QuestionVersion,
+    Topic,
+)
+from services.quiz import bank, grading, points
+from services.quiz.config import rules_at
+
+FINISHED = (AttemptStatus.submitted, AttemptStatus.expired)
+
+
+def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
+    """Trainer creates a fixed paper (question ids) or a blueprint (count per topic ×
+    difficulty); checks every question exists and the bank can fill the blueprint."""
+    require_role(actor, *bank.TRAINER_ROLES)
+    paper = Paper(
+        title=spec["title"],
+        mode=PaperMode(spec["mode"]),
+        question_ids=list(spec.get("question_ids") or []),
+        blueprint=[dict(b) for b in spec.get("blueprint") or []],
+        duration_seconds=spec.get("duration_seconds", 1800),
+        grace_seconds=spec.get("grace_seconds", rules_at(utcnow()).default_grace_seconds),
+        attempts_allowed=spec.get("attempts_allowed", 1),
+        grading=Grading(spec.get("grading", "highest")),
+        certainty_marking=spec.get("certainty_marking", False),
+        org_unit_id=actor.org_unit_id,
+        created_by_id=actor.person_id,
+    )
+    if paper.mode == PaperMode.fixed:
+        if not paper.question_ids:
+            raise ValidationFailed(fields={"question_ids": "固定试卷至少需要一道题"})
+        found = set(session.scalars(select(Question.id).where(Question.id.in_(paper.question_ids))))
+        missing = [q for q in paper.question_ids if q not in found]
+        if missing:
+            raise ValidationFailed(fields={"question_ids": f"题目不存在：{missing}"})
+    else:
+        if not paper.blueprint:
+            raise ValidationFailed(fields={"blueprint": "抽题规则不能为空"})
+        for i, rule in enumerate(paper.blueprint):
+            have = len(_pool(session, rule))
+            if have < rule["count"]:
+                raise ValidationFailed(fields={f"blueprint.{i}": f"题库中只有 {have} 道符合条件的题"})
+    session.add(paper)
+    session.flush()
+    return paper
+
+
+def _pool(session: Session, rule: dict[str, Any]) -> list[int]:
+    stmt = (
+        select(Question.id)
+        .join(QuestionTopic, QuestionTopic.question_id == Question.id)
+        .join(Topic, Topic.id == QuestionTopic.topic_id)
+        .where(Topic.name == rule["topic"], Question.status == QuestionStatus.active)
+        .order_by(Question.id)
+    )
+    if rule.get("difficulty"):
+        stmt = stmt.where(Question.difficulty == rule["difficulty"])
+    return list(dict.fromkeys(session.scalars(stmt)))
+
+
+def get_paper(session: Session, paper_id: int) -> Paper:
+    paper = session.get(Paper, paper_id)
+    if paper is None:
+        raise NotFound("试卷不存在", code="paper_not_found")
+    return paper
+
+
+def start(
+    session: Session,
+    actor: Actor,
+    paper_id: int,
+    now: datetime | None = None,
+    competition: Competition | None = None,
+    bracket: int = 1,
+) -> dict[str, Any]:
+    """Start (or resume) an attempt: draws questions, shuffles options, fixes the server
+    deadline. Resuming an open attempt returns it unchanged. Writes Attempt + items."""
+    now = now or utcnow()
+    paper = get_paper(session, paper_id)
+    comp_id = competition.id if competition else None
+    mine = list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.paper_id == paper.id, Attempt.person_id == actor.person_id)
+            .order_by(Attempt.number)
+        )
+    )
+    for a in mine:
+        if a.status == AttemptStatus.in_progress:
+            if now <= a.deadline_at + timedelta(seconds=paper.grace_seconds):
+                return view(session, a, now)
+            close(session, a, now)
+    if competition is None and sum(1 for a in mine if a.competition_id is None) >= paper.attempts_allowed:
+        raise Conflict(f"本试卷最多可作答 {paper.attempts_allowed} 次", code="attempts_exhausted")
+    rng = random.Random(secrets.randbits(64))
+    qids = _draw(session, paper, rng)
+    deadline = now + timedelta(seconds=paper.duration_seconds)
+    if competition is not None:
+        deadline = min(deadline, competition.ends_at)
+    attempt = Attempt(
+        paper_id=paper.id,
+        person_id=actor.person_id,
+        competition_id=comp_id,
+        number=max((a.number for a in mine), default=0) + 1,
+        bracket=bracket,
+        started_at=now,
+        deadline_at=deadline,
+    )
+    session.add(attempt)
+    session.flush()
+    for pos, qid in enumerate(qids, 1):
+        q = session.get(Question, qid)
+        assert q is not None
+        v = bank.current(session, q)
+        order = [rng.sample(keys, len(keys)) for keys in bank.options_per_part(v)]
+        session.add(
+            AttemptItem(
+                attempt_id=attempt.id, position=pos, question_id=qid, version_id=v.id, option_order=order
+            )
+        )
+    session.flush()
+    session.expire(attempt, ["items"])
+    return view(session, attempt, now)
+
+
+def _draw(session: Session, paper: Paper, rng: random.Random) -> list[int]:
+    if paper.mode == PaperMode.fixed:
+        active = set(
+            session.scalars(
+                select(Question.id).where(
+                    Question.id.in_(paper.question_ids), Question.status == QuestionStatus.active
+                )
+            )
+        )
+        return [q for q in paper.question_ids if q in active]
+    chosen: list[int] = []
+    for rule in paper.blueprint:
+        pool = [q for q in _pool(session, rule) if q not in chosen]
+        if len(pool) < rule["count"]:
+            raise Conflict("题库题目不足，无法按规则组卷", code="blueprint_short")
+        chosen.extend(rng.sample(pool, rule["count"]))
+    return chosen
+
+
+def own_attempt(session: Session, actor: Actor, attempt_id: int, lock: bool = False) -> Attempt:
+    stmt = select(Attempt).where(Attempt.id == attempt_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    attempt = session.scalar(stmt)
+    if attempt is None:
+        raise NotFound("作答记录不存在", code="attempt_not_found")
+    if attempt.person_id != actor.person_id:
+        raise Forbidden("这不是您的作答", code="not_your_attempt")
+    return attempt
+
+
+def _open_for_answers(session: Session, attempt: Attempt, now: datetime) -> None:
+    if attempt.status != AttemptStatus.in_progress:
+        raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
+    paper = get_paper(session, attempt.paper_id)
+    if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds):
+        raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
+
+
+def save(
+    session: Session,
+    actor: Actor,
+    attempt_id: int,
+    position: int,
+    choice: str | list[str],
+    certainty: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Keep one answer (no scoring yet); may be changed until submission or deadline."""
+    now = now or utcnow()
+    attempt = own_attempt(session, actor, attempt_id, lock=True)
+    _open_for_answers(session, attempt, now)
+    _put(attempt, position, choice, certainty, now)
+    session.flush()
+    return {"attempt_id": attempt.id, "position": position, "saved_at": now.isoformat()}
+
+
+def _put(attempt: Attempt, position: int, choice: str | list[str], certainty: int | None, now: datetime):
+    item = next((i for i in attempt.items if i.position == position), None)
+    if item is None:
+        raise ValidationFailed(fields={"position": f"第 {position} 题不存在"})
+    labels = [[chr(65 + n) for n in range(len(keys))] for keys in item.option_order]
+    item.response = grading.parse_choice(choice, labels)
+    if certainty is not None and certainty not in grading.CBM:
+        raise ValidationFailed(fields={"certainty": "应为 1、2 或 3"})
+    item.certainty = certainty
+    item.saved_at = now
+
+
+def submit(
+    session: Session,
+    actor: Actor,
+    attempt_id: int,
+    answers: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Submit the whole attempt once: apply ``answers``, grade, record answer events,
+    award test points (or update the competition leaderboard after commit).
+
+    A second submit is refused (409 attempt_already_submitted); a replay with the same
+    Idempotency-Key gets the first response from the API layer. After deadline + grace
+    the submission is refused and nothing is written.
+    """
+    now = now or utcnow()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # ranks compare in ms
+    attempt = own_attempt(session, actor, attempt_id, lock=True)
+    _open_for_answers(session, attempt, now)
+    for a in answers or []:
+        _put(attempt, a["position"], a["choice"], a.get("certainty"), now)
+    _finish(session, attempt, now, AttemptStatus.submitted)
+    return view(session, attempt, now)
+
+
+def close(session: Session, attempt: Attempt, now: datetime) -> None:
+    """Grade an overdue open attempt from its saved answers (status expired)."""
+    at = attempt.deadline_at
+    _finish(session, attempt, at.replace(microsecond=at.microsecond // 1000 * 1000), AttemptStatus.expired)
+
+
+def close_overdue(session: Session, now: datetime | None = None) -> int:
+    """Sweep: grade every attempt past deadline + grace. Idempotent."""
+    now = now or utcnow()
+    n = 0
+    for attempt in session.scalars(
+        select(Attempt).where(Attempt.status == AttemptStatus.in_progress, Attempt.deadline_at < now)
+    ):
+        paper = get_paper(session, attempt.paper_id)
+        if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds):
+            close(session, attempt, now)
+            n += 1
+    return n
+
+
+def _finish(session: Session, attempt: Attempt, at: datetime, status: AttemptStatus) -> None:
+    paper = get_paper(session, attempt.paper_id)
+    versions = {
+        v.id: v
+        for v in session.scalars(
+            select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
+        )
+    }
+    marks = max_marks = 0.0
+    answered = correct = 0
+    for item in attempt.items:
+        v = versions[item.version_id]
+        keys = bank.answer_keys(v)
+        max_marks += 3.0 if paper.certainty_marking else len(keys)
+        if not item.response:
+            item.correct, item.marks = False, 0.0
+            continue
+        picked = [
+            "".join(sorted(order[ord(ch) - 65] for ch in resp))
+            for resp, order in zip(item.response, item.option_order, strict=True)
+        ]
+        frac, ok = grading.score_parts(picked, keys)
+        if paper.certainty_marking:
+            right, wrong = grading.CBM[item.certainty or 1]
+            item.marks = right if ok else wrong
+        else:
+            item.marks = frac * len(keys)
+        item.correct = ok
+        answered += 1
+        correct += ok
+        session.add(
+            AnswerEvent(
+                person_id=attempt.person_id,
+                question_id=item.question_id,
+                version_id=v.id,
+                correct=ok,
+                score=frac,
+                source="attempt",
+                source_id=attempt.id * 1000 + item.position,
+                answered_at=at,
+            )
+        )
+        marks += item.marks
+    attempt.status = status
+    attempt.submitted_at = at
+    attempt.marks, attempt.max_marks = marks, max_marks
+    attempt.answered, attempt.correct = answered, correct
+    attempt.accuracy_bp = correct * 10000 // answered if answered else 0
+    attempt.elapsed_ms = int((min(at, attempt.deadline_at) - attempt.started_at).total_seconds() * 1000)
+    session.flush()
+    if attempt.competition_id is None:
+        _award_test(session, attempt, paper, at)
+    else:
+        from services.quiz import leaderboard
+
+        leaderboard.on_result(session, attempt)
+
+
+def _award_test(session: Session, attempt: Attempt, paper: Paper, now: datetime) -> None:
+    """Points follow the paper's graded result (first/highest/last); a better later result
+    adds the difference as a new entry. Capped per week."""
+    done = list(
+        session.scalars(
+            select(Attempt)
+            .where(
+                Attempt.paper_id == paper.id,
+                Attempt.person_id == attempt.person_id,
+                Attempt.competition_id.is_(None),
+                Attempt.status.in_(FINISHED),
+            )
+            .order_by(Attempt.number)
+        )
+    )
+    graded = graded_attempt(done, paper.grading)
+    if graded is None or graded.max_marks <= 0:
+        return
+    target = round(rules_at(now).test_points_max * max(graded.marks, 0) / graded.max_marks)
+    given = session.scalar(
+        select(func.coalesce(func.sum(PointEntry.delta), 0)).where(
+            PointEntry.person_id == attempt.person_id,
+            PointEntry.source_type == "test",
+            PointEntry.source_id.like(f"paper:{paper.id}:%"),
+        )
+    )
+    if target > int(given or 0):
+        points.award(
+            session,
+            attempt.person_id,
+            "test",
+            f"paper:{paper.id}:a{attempt.id}",
+            target - int(given or 0),
+            f"完成测试《{paper.title}》",
+            now,
+        )
+
+
+def graded_attempt(done: list[Attempt], method: Grading) -> Attempt | None:
+    if not done:
+        return None
+    if method == Grading.first:
+        return done[0]
+    if method == Grading.last:
+        return done[-1]
+    return max(done, key=lambda a: (a.marks, -a.number))
+
+
+def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
+    """The attempt as its worker sees it. Answers and explanations appear only once the
+    attempt is finished; before that, options are shown shuffled and relabelled."""
+    done = attempt.status in FINISHED
+    items = []
+    for item in attempt.items:
+        q = session.get(Question, item.question_id)
+        v = session.get(QuestionVersion, item.version_id)
+        assert q is not None and v is not None
+        entry = {
+            "position": item.position,
+            "question": bank.public_view(q, v, item.option_order),
+            "response": item.response,
+            "certainty": item.certainty,
+        }
+        if done:
+            relabel = [
+                "".join(sorted(chr(65 + order.index(k)) for k in key))
+                for key, order in zip(bank.answer_keys(v), item.option_order, strict=True)
+            ]
+            entry["result"] = {
+                "correct": item.correct,
+                "marks": item.marks,
+                "correct_answer": relabel,
+                "explanation": v.explanation,
+            }
+        items.append(entry)
+    out = {
+        "attempt_id": attempt.id,
+        "paper_id": attempt.paper_id,
+        "competition_id": attempt.competition_id,
+        "status": str(attempt.status),
+        "started_at": attempt.started_at.isoformat(),
+        "deadline_at": attempt.deadline_at.isoformat(),
+        "server_now": now.isoformat(),
+        "seconds_left": max(0, int((attempt.deadline_at - now).total_seconds())),
+        "items": items,
+    }
+    if done:
+        out["summary"] = {
+            "marks": attempt.marks,
+            "max_marks": attempt.max_marks,
+            "answered": attempt.answered,
+            "correct": attempt.correct,
+            "elapsed_ms": attempt.elapsed_ms,
+        }
+    return out

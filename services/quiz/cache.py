@@ -1,0 +1,57 @@
+"""Redis work that must happen only after the database commit (leaderboards, balances).
+
+Services call ``after_commit(session, fn)``; ``fn(redis)`` runs once the unit of work
+commits and is dropped on rollback. A Redis failure there never fails the request: the
+callback's owner marks its cache stale so the next read rebuilds it from SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+_KEY = "quiz_after_commit"
+
+
+def client() -> Any:
+    """The app's Redis (or in-process store); services never build their own."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return current_app.extensions["zhizhi"].redis
+    from jobs.context import get_app
+
+    return get_app().extensions["zhizhi"].redis
+
+
+def after_commit(session: Session, fn: Callable[[Any], None]) -> None:
+    if _KEY not in session.info:
+        session.info[_KEY] = []
+        event.listen(session, "after_commit", _run)
+        event.listen(session, "after_rollback", _drop)
+    session.info[_KEY].append(fn)
+
+
+def _run(session: Session) -> None:
+    pending = session.info.pop(_KEY, [])
+    event.remove(session, "after_commit", _run)
+    event.remove(session, "after_rollback", _drop)
+    if not pending:
+        return
+    r = client()
+    for fn in pending:
+        try:
+            fn(r)
+        except redis.RedisError as exc:
+            log.warning("quiz cache update failed after commit: %s", type(exc).__name__)
+
+
+def _drop(session: Session) -> None:
+    if _KEY in session.info:
+        session.info[_KEY] = []

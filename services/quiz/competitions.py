@@ -1,0 +1,231 @@
+"""Competitions (月度比武): a window, one attempt per worker, leaderboards per scope and
+bracket, freeze before the end, results and percentile points at the end, item statistics."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, require_jurisdiction, require_role
+from core.db import utcnow
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.identity import OrgUnit, Person
+from models.quiz import Attempt, AttemptItem, AttemptStatus, Competition, CompetitionStatus
+from services.quiz import attempts, leaderboard, levels, points
+from services.quiz.config import rules_at
+
+TRAINER = ("trainer",)
+
+
+def get(session: Session, comp_id: int) -> Competition:
+    comp = session.get(Competition, comp_id)
+    if comp is None:
+        raise NotFound("比武活动不存在", code="competition_not_found")
+    return comp
+
+
+def _unit(session: Session, unit_id: int) -> OrgUnit:
+    unit = session.get(OrgUnit, unit_id)
+    if unit is None:
+        raise NotFound("组织不存在", code="org_unit_not_found")
+    return unit
+
+
+def create(session: Session, actor: Actor, spec: dict[str, Any]) -> Competition:
+    """Trainer schedules a competition for a unit of their jurisdiction."""
+    unit = _unit(session, spec["org_unit_id"])
+    require_jurisdiction(actor, unit.path, *TRAINER)
+    paper = attempts.get_paper(session, spec["paper_id"])
+    starts, ends, freeze = spec["starts_at"], spec["ends_at"], spec.get("freeze_at")
+    if ends <= starts:
+        raise ValidationFailed(fields={"ends_at": "结束时间应晚于开始时间"})
+    if freeze is not None and not starts <= freeze <= ends:
+        raise ValidationFailed(fields={"freeze_at": "封榜时间应在比武时间段内"})
+    if paper.duration_seconds > 6 * 3600:
+        raise ValidationFailed(fields={"paper_id": "比武单次作答时长不能超过 6 小时"})
+    comp = Competition(
+        title=spec["title"],
+        paper_id=paper.id,
+        org_unit_id=unit.id,
+        starts_at=starts,
+        ends_at=ends,
+        freeze_at=freeze,
+        created_by_id=actor.person_id,
+    )
+    session.add(comp)
+    session.flush()
+    return comp
+
+
+def enter(session: Session, actor: Actor, comp_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Start (or resume) the worker's single attempt inside the window."""
+    require_role(actor, "grid_worker")
+    now = now or utcnow()
+    comp = get(session, comp_id)
+    if now < comp.starts_at:
+        raise Conflict("比武尚未开始", code="competition_not_open")
+    if now >= comp.ends_at or comp.status == CompetitionStatus.finalized:
+        raise Conflict("比武已结束", code="competition_closed")
+    unit = _unit(session, comp.org_unit_id)
+    person = session.get(Person, actor.person_id)
+    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == person.org_unit_id)) if person else None
+    if not path or not path.startswith(unit.path):
+        raise Forbidden("您不在本次比武的参赛范围内", code="not_in_competition_scope")
+    mine = session.scalar(
+        select(Attempt).where(Attempt.competition_id == comp.id, Attempt.person_id == actor.person_id)
+    )
+    if mine is not None and mine.status != AttemptStatus.in_progress:
+        raise Conflict("每人只能参加一次", code="already_attempted")
+    bracket = levels.current_level(session, actor.person_id)
+    return attempts.start(session, actor, comp.paper_id, now, competition=comp, bracket=bracket)
+
+
+def board(
+    session: Session,
+    actor: Actor,
+    comp_id: int,
+    unit_id: int | None,
+    bracket: str,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Leaderboard of one scope and bracket. Until finalised it shows the pre-freeze view."""
+    now = now or utcnow()
+    comp = get(session, comp_id)
+    unit_id = unit_id or comp.org_unit_id
+    final = comp.status == CompetitionStatus.finalized
+    view = "live" if final else "pub"
+    ids = leaderboard.ranked(session, comp, unit_id, bracket, view)
+    top = ids[:limit]
+    rows = {
+        a.person_id: a
+        for a in session.scalars(
+            select(Attempt).where(Attempt.competition_id == comp.id, Attempt.person_id.in_(top))
+        )
+    }
+    names = dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(top))).all())
+    return {
+        "competition_id": comp.id,
+        "scope_unit_id": unit_id,
+        "bracket": bracket,
+        "final": final,
+        "frozen": (not final) and comp.freeze_at is not None and now >= comp.freeze_at,
+        "tie_rule": "得分高者优先；同分比正确率；再比用时（服务器计时）短；再比提交早",
+        "total": len(ids),
+        "items": [
+            {
+                "rank": n,
+                "person_id": pid,
+                "name": names.get(pid),
+                "marks": rows[pid].marks,
+                "accuracy": rows[pid].accuracy_bp / 100,
+                "elapsed_seconds": rows[pid].elapsed_ms / 1000,
+            }
+            for n, pid in enumerate(top, 1)
+        ],
+        "my_rank": leaderboard.rank_of(session, comp, actor.person_id, unit_id, bracket, view),
+    }
+
+
+def finalize(session: Session, comp_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """After the window: grade open attempts from saved answers, publish results, award
+    points by percentile (top 10% 10, top 30% 6, other finishers 3). Idempotent."""
+    now = now or utcnow()
+    comp = get(session, comp_id)
+    if now < comp.ends_at:
+        raise Conflict("比武尚未结束", code="competition_not_ended")
+    if comp.status == CompetitionStatus.finalized:
+        return {"competition_id": comp.id, "ranked": 0, "already": True}
+    for a in session.scalars(
+        select(Attempt).where(Attempt.competition_id == comp.id, Attempt.status == AttemptStatus.in_progress)
+    ):
+        attempts.close(session, a, now)
+    ids = leaderboard.ranked_sql(session, comp, comp.org_unit_id, "all", "live")
+    rules = rules_at(comp.ends_at)
+    n = len(ids)
+    for rank, pid in enumerate(ids, 1):
+        pts = rules.competition_finish_points
+        for share, tier_pts in rules.competition_tiers:
+            if rank <= math.ceil(share * n):
+                pts = tier_pts
+                break
+        points.award(
+            session, pid, "competition", f"comp:{comp.id}", pts, f"《{comp.title}》第 {rank} 名", now
+        )
+    comp.status, comp.finalized_at = CompetitionStatus.finalized, now
+    session.flush()
+    return {"competition_id": comp.id, "ranked": n, "already": False}
+
+
+def finalize_due(session: Session, now: datetime | None = None) -> list[int]:
+    """Cron: finalise every competition whose window has closed."""
+    now = now or utcnow()
+    due = list(
+        session.scalars(
+            select(Competition.id).where(
+                Competition.status == CompetitionStatus.scheduled,
+                Competition.ends_at <= now - timedelta(seconds=10),
+            )
+        )
+    )
+    for cid in due:
+        finalize(session, cid, now)
+    return due
+
+
+def item_statistics(session: Session, actor: Actor, comp_id: int) -> list[dict[str, Any]]:
+    """Facility and discrimination (item vs rest-of-test correlation) over first attempts;
+    flags items with facility > 0.95 or < 0.2, or discrimination < 0.2."""
+    comp = get(session, comp_id)
+    require_jurisdiction(actor, _unit(session, comp.org_unit_id).path, *TRAINER)
+    if comp.status != CompetitionStatus.finalized:
+        raise Conflict("比武结束并公布成绩后才能查看题目分析", code="results_not_published")
+    rows = session.execute(
+        select(AttemptItem.attempt_id, AttemptItem.question_id, AttemptItem.marks, Attempt.max_marks)
+        .join(Attempt, Attempt.id == AttemptItem.attempt_id)
+        .where(Attempt.competition_id == comp.id, Attempt.status.in_(leaderboard.FINISHED))
+    ).all()
+    totals: dict[int, float] = {}
+    per_q: dict[int, list[tuple[int, float]]] = {}
+    for aid, qid, marks, _mx in rows:
+        s = 1.0 if marks > 0 else 0.0
+        totals[aid] = totals.get(aid, 0.0) + s
+        per_q.setdefault(qid, []).append((aid, s))
+    out = []
+    for qid, scores in sorted(per_q.items()):
+        xs = [s for _, s in scores]
+        rest = [totals[a] - s for a, s in scores]
+        facility = sum(xs) / len(xs)
+        disc = _corr(xs, rest)
+        flags = []
+        if facility > 0.95:
+            flags.append("过易")
+        if facility < 0.2:
+            flags.append("过难")
+        if disc is None or disc < 0.2:
+            flags.append("区分度低")
+        out.append(
+            {
+                "question_id": qid,
+                "n": len(xs),
+                "facility": round(facility, 3),
+                "discrimination": None if disc is None else round(disc, 3),
+                "flags": flags,
+            }
+        )
+    return out
+
+
+def _corr(xs: list[float], ys: list[float]) -> float | None:
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)

@@ -1,0 +1,34 @@
+"""Pure grading rules shared by practice and attempts."""
+
+from __future__ import annotations
+
+import re
+
+from core.errors import ValidationFailed
+from services.quiz.bank import normalize_choice
+
+# Moodle certainty-based marking: certainty -> (marks if right, marks if wrong)
+CBM = {1: (1.0, 0.0), 2: (2.0, -2.0), 3: (3.0, -6.0)}
+
+
+def parse_choice(choice: str | list[str], options: list[list[str]]) -> list[str]:
+    """Normalise a reply ("ab", "A,B", ["A", "BC"] for scenario parts) per part, checking
+    every letter is an option of its part."""
+    if isinstance(choice, str):
+        raw = re.split(r"[/|;；\s]+", choice.strip()) if len(options) > 1 else [choice]
+    else:
+        raw = list(choice)
+    parts = [normalize_choice(x) for x in raw if x is not None]
+    if len(parts) != len(options) or any(not p for p in parts):
+        raise ValidationFailed("请为每一小题选择答案", fields={"choice": f"需要 {len(options)} 个答案"})
+    for p, keys in zip(parts, options, strict=True):
+        bad = [ch for ch in p if ch not in keys]
+        if bad:
+            raise ValidationFailed(f"选项 {''.join(bad)} 不存在", fields={"choice": "选项无效"})
+    return parts
+
+
+def score_parts(parts: list[str], answers: list[str]) -> tuple[float, bool]:
+    """(fraction of parts right, all right)."""
+    right = sum(1 for p, a in zip(parts, answers, strict=True) if p == a)
+    return right / len(answers), right == len(answers)
