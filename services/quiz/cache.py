@@ -31,17 +31,15 @@ def client() -> Any:
 
 
 def after_commit(session: Session, fn: Callable[[Any], None]) -> None:
-    if _KEY not in session.info:
-        session.info[_KEY] = []
+    if not session.info.get("quiz_listening"):
+        session.info["quiz_listening"] = True
         event.listen(session, "after_commit", _run)
         event.listen(session, "after_rollback", _drop)
-    session.info[_KEY].append(fn)
+    session.info.setdefault(_KEY, []).append(fn)
 
 
 def _run(session: Session) -> None:
     pending = session.info.pop(_KEY, [])
-    event.remove(session, "after_commit", _run)
-    event.remove(session, "after_rollback", _drop)
     if not pending:
         return
     r = client()
@@ -53,5 +51,4 @@ def _run(session: Session) -> None:
 
 
 def _drop(session: Session) -> None:
-    if _KEY in session.info:
-        session.info[_KEY] = []
+    session.info.pop(_KEY, None)
