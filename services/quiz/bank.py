@@ -261,3 +261,29 @@ def options_per_part(v: QuestionVersion) -> list[list[str]]:
 def normalize_choice(raw: str) -> str:
     """ "ab" / "A,B" / "b a" -> "AB" (sorted, unique)."""
     return "".join(sorted({ch for ch in raw.upper() if "A" <= ch <= "Z"}))
+
+
+def list_questions(
+    session: Session, actor: Actor, cursor: str | None, limit: int, topic: str | None, status: str | None
+) -> dict[str, Any]:
+    """Trainer's bank listing (with answers), newest first, cursor-paginated."""
+    import base64
+
+    require_role(actor, *TRAINER_ROLES)
+    stmt = select(Question).order_by(Question.id.desc())
+    if cursor:
+        try:
+            stmt = stmt.where(Question.id < int(base64.urlsafe_b64decode(cursor.encode()).decode()))
+        except ValueError as exc:
+            raise ValidationFailed(fields={"cursor": "无效的分页游标"}) from exc
+    if topic:
+        stmt = (
+            stmt.join(QuestionTopic, QuestionTopic.question_id == Question.id)
+            .join(Topic, Topic.id == QuestionTopic.topic_id)
+            .where(Topic.name == topic)
+        )
+    if status:
+        stmt = stmt.where(Question.status == QuestionStatus(status))
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    nxt = base64.urlsafe_b64encode(str(rows[limit - 1].id).encode()).decode() if len(rows) > limit else None
+    return {"items": [full_view(q, current(session, q)) for q in rows[:limit]], "next_cursor": nxt}

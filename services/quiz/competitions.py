@@ -131,11 +131,16 @@ def board(
     }
 
 
-def finalize(session: Session, comp_id: int, now: datetime | None = None) -> dict[str, Any]:
+def finalize(
+    session: Session, comp_id: int, now: datetime | None = None, actor: Actor | None = None
+) -> dict[str, Any]:
     """After the window: grade open attempts from saved answers, publish results, award
-    points by percentile (top 10% 10, top 30% 6, other finishers 3). Idempotent."""
+    points by percentile (top 10% 10, top 30% 6, other finishers 3). Idempotent.
+    ``actor`` (a trainer of the competition's unit) is None for the scheduled sweep."""
     now = now or utcnow()
     comp = get(session, comp_id)
+    if actor is not None:
+        require_jurisdiction(actor, _unit(session, comp.org_unit_id).path, *TRAINER)
     if now < comp.ends_at:
         raise Conflict("比武尚未结束", code="competition_not_ended")
     if comp.status == CompetitionStatus.finalized:

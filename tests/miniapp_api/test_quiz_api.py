@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import utcnow
+from models.quiz import PointEntry
+from services.quiz import attempts
+from services.quiz.config import SHANGHAI
+from tests.helpers import Api, make_person, token_for
+from tests.services.quiz.factories import make_bank, org_tree
+from tests.services.quiz.test_attempts import correct_labels
+from tests.services.quiz.test_importers import GIFT
+
+SECRET_KEYS = {"answer", "explanation", "result", "correct_answer", "summary"}
+
+
+def keys_in(obj: Any) -> set[str]:
+    if isinstance(obj, dict):
+        return set(obj) | set().union(*(keys_in(v) for v in obj.values()))
+    if isinstance(obj, list):
+        return set().union(*(keys_in(v) for v in obj)) if obj else set()
+    return set()
+
+
+@pytest.fixture
+def env(db, client):
+    ids = make_bank(db)
+    tree = org_tree(db)
+    w = make_person(db, "grid_worker", org=tree["grid"], name="周网格")
+    t = make_person(db, "trainer", org=tree["district"], name="沈培训")
+    t_other = make_person(db, "trainer", org=tree["other"], name="陆培训")
+    return {
+        "ids": ids,
+        "tree": tree,
+        "worker": w,
+        "w": Api(client, token_for(db, w)),
+        "t": Api(client, token_for(db, t)),
+        "t_other": Api(client, token_for(db, t_other)),
+    }
+
+
+def new_paper(env, **kw) -> int:
+    body = {
+        "title": "测试卷",
+        "mode": "fixed",
+        "question_ids": env["ids"][-5:],
+        "duration_seconds": 600,
+        **kw,
+    }
+    r = env["t"].post("/quiz/papers", body, headers={"Idempotency-Key": f"p-{kw}"})
+    assert r.status_code == 201, r.json
+    return r.json["data"]["paper_id"]
+
+
+def test_answers_are_absent_from_every_response_before_submission(db, env):
+    w = env["w"]
+    responses = [w.post("/quiz/practice/today").json]
+    started = w.post(f"/quiz/papers/{new_paper(env)}/attempts").json
+    aid = started["data"]["attempt_id"]
+    responses += [started, w.get(f"/quiz/attempts/{aid}").json]
+    responses.append(
+        w.client.put(
+            f"/api/v1/quiz/attempts/{aid}/items/1",
+            json={"choice": "A"},
+            headers={"Authorization": f"Bearer {w.token}"},
+        ).json
+    )
+    responses.append(w.post(f"/quiz/papers/{new_paper(env, title='二')}/attempts").json)
+    for body in responses:
+        assert body["ok"], body
+        assert not keys_in(body["data"]) & SECRET_KEYS, body
+    done = w.post(f"/quiz/attempts/{aid}/submit", {"answers": []}).json["data"]
+    assert "summary" in done and all("correct_answer" in i["result"] for i in done["items"])
+
+
+def test_same_attempt_submitted_twice_with_same_key_awards_once(db, env):
+    w = env["w"]
+    aid = w.post(f"/quiz/papers/{new_paper(env)}/attempts").json["data"]["attempt_id"]
+    body = {"answers": correct_labels(db, aid)}
+    first = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "sub-1"})
+    again = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "sub-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json == first.json
+    other_key = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "sub-2"})
+    assert other_key.status_code == 409 and other_key.json["error"]["code"] == "attempt_already_submitted"
+    assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
+    assert w.get("/quiz/me/points").json["data"]["balance"] == 5
+
+
+def test_submission_after_deadline_and_grace_is_refused_over_the_api(db, env):
+    w = env["w"]
+    pid = new_paper(env, duration_seconds=60)
+    aid = w.post(f"/quiz/papers/{pid}/attempts").json["data"]["attempt_id"]
+    row = attempts.own_attempt(db, _actor(db, env["worker"].id), aid)
+    row.started_at -= timedelta(minutes=5)
+    row.deadline_at = utcnow() - timedelta(seconds=6)
+    db.flush()
+    r = w.post(f"/quiz/attempts/{aid}/submit", {"answers": []})
+    assert r.status_code == 409 and r.json["error"]["code"] == "attempt_deadline_passed"
+    assert "截止" in r.json["error"]["message"]
+
+
+def _actor(db, person_id):
+    from core.auth import load_actor
+
+    return load_actor(db, person_id)
+
+
+def test_trainer_cannot_read_another_districts_portraits(db, env):
+    wid, district = env["worker"].id, env["tree"]["district"].id
+    assert env["t"].get(f"/quiz/portraits/workers/{wid}").status_code == 200
+    assert env["t"].get(f"/quiz/portraits/units/{district}").status_code == 200
+    for path in (f"/quiz/portraits/workers/{wid}", f"/quiz/portraits/units/{district}"):
+        r = env["t_other"].get(path)
+        assert r.status_code == 403 and r.json["error"]["code"] == "out_of_jurisdiction"
+    mine = env["w"].get(f"/quiz/portraits/workers/{wid}").json["data"]
+    assert mine["streak"]["text"] == "近 7 天有 0 天参与学习" and len(mine["topics"]) == 8
+    other = make_person(db, "grid_worker", org=env["tree"]["grid"], name="同事")
+    assert env["w"].get(f"/quiz/portraits/workers/{other.id}").status_code == 403
+
+
+def test_practice_over_the_api_reports_today_cap(db, env):
+    w = env["w"]
+    items = w.post("/quiz/practice/today").json["data"]["items"]
+    r = w.post(f"/quiz/practice/items/{items[0]['item_id']}/answer", {"choice": "A"})
+    assert r.status_code == 200 and "explanation" in r.json["data"]["result"]
+    assert r.json["data"]["caps"][0]["text"].startswith("每日一练 今日")
+    bad = w.post(f"/quiz/practice/items/{items[1]['item_id']}/answer", {"choice": 5})
+    assert bad.status_code == 422
+
+
+def test_import_over_the_api_dry_run_then_real_then_again(db, env):
+    t = env["t"]
+    tpl = t.get("/quiz/imports/template.xlsx")
+    assert tpl.status_code == 200 and tpl.data[:2] == b"PK"
+    body = {"filename": "law.gift", "content_base64": base64.b64encode(GIFT.encode()).decode()}
+    dry = t.post("/quiz/imports", {**body, "dry_run": True}).json["data"]
+    assert dry["would_add"] == 3 and dry["errors"] == []
+    assert t.post("/quiz/imports", body).json["data"]["added"] == 3
+    assert t.post("/quiz/imports", body).json["data"]["added"] == 0
+    bad = t.post(
+        "/quiz/imports",
+        {
+            "filename": "x.gift",
+            "content_base64": base64.b64encode("好题 {=对 ~错}\n\n坏题没有答案\n".encode()).decode(),
+            "topics": ["法律法规"],
+        },
+    )
+    assert bad.status_code == 422
+    assert bad.json["error"]["details"]["errors"] == [{"line": 3, "reason": "缺少 {…} 答案部分"}]
+    assert env["w"].post("/quiz/imports", body).status_code == 403
+
+
+def test_competition_flow_over_the_api(db, env):
+    t, w = env["t"], env["w"]
+    now = utcnow()
+    pid = new_paper(env)
+    c = t.post(
+        "/quiz/competitions",
+        {
+            "title": "比武",
+            "paper_id": pid,
+            "org_unit_id": env["tree"]["district"].id,
+            "starts_at": (now - timedelta(hours=1)).astimezone(SHANGHAI).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert c.status_code == 201, c.json
+    cid = c.json["data"]["competition_id"]
+    entry = w.post(f"/quiz/competitions/{cid}/entry").json["data"]
+    assert not keys_in(entry) & SECRET_KEYS
+    w.post(
+        f"/quiz/attempts/{entry['attempt_id']}/submit", {"answers": correct_labels(db, entry["attempt_id"])}
+    )
+    db.commit()
+    board = w.get(f"/quiz/competitions/{cid}/leaderboard").json["data"]
+    assert board["my_rank"] == 1 and board["items"][0]["marks"] == 6.0
+    early = t.post(f"/quiz/competitions/{cid}/finalize")
+    assert early.status_code == 409
+    assert env["t_other"].post(f"/quiz/competitions/{cid}/finalize").status_code == 403
+
+
+def test_portrait_pictures_render_through_jobs(app, db, env, run_jobs):
+    wid, district = env["worker"].id, env["tree"]["district"].id
+    assert env["w"].post(f"/quiz/portraits/workers/{wid}/picture").status_code == 202
+    assert env["t"].post(f"/quiz/portraits/units/{district}/picture").status_code == 202
+    outcomes = run_jobs()  # inline dispatch may already have run them
+    assert all(o == "done" for _, o in outcomes), outcomes
+    root = app.extensions["zhizhi"].settings.file_store_dir / "quiz"
+    pngs = sorted(root.glob("*.png"))
+    assert len(pngs) >= 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_level_and_thresholds_are_published(db, env):
+    lv = env["w"].get("/quiz/me/level").json["data"]
+    assert lv["level"] == 1 and lv["next"]["level"] == 2 and lv["next"]["needs"]
+    th = env["w"].get("/quiz/levels/thresholds").json["data"]
+    assert [x["level"] for x in th["levels"]] == [2, 3, 4, 5]
+    assert env["w"].get("/openapi.json").status_code in (200, 404)
