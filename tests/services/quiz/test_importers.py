@@ -141,7 +141,10 @@ def test_csv_scenario_rows_become_one_question_with_sub_questions(db):
 
 
 def test_aiken_with_topic_line_imports_single_choice(db):
-    text = "社区网格员日常走访频次一般要求？\nA. 每月至少一次\nB. 每年一次\nTOPIC: 服务群众\nANSWER: A\n\n坏题\nA. 甲\n"
+    text = (
+        "社区网格员日常走访频次一般要求？\nA. 每月至少一次\nB. 每年一次\nTOPIC: 服务群众\nANSWER: A\n"
+        "\n坏题\nA. 甲\n"
+    )
     dry = importers.run_import(db, None, text.encode(), "q.txt", dry_run=True, now=NOW)
     assert dry["errors"] == [{"line": 7, "reason": "缺少 ANSWER: 行"}]
     assert dry["would_add"] == 1
