@@ -132,7 +132,7 @@ def me(ctx: Ctx) -> MeOut:
     )
 
 
-@bp.post("/binding-codes", body=BindingIn, response=BindingOut, roles=ANY, status=201)
+@bp.post("/binding-codes", body=BindingIn, response=BindingOut, roles=ANY, status=201, idempotent=True)
 def binding_code(ctx: Ctx) -> BindingOut:
     """生成一次性绑定码（30 分钟内在公众号或钉钉发送“绑定 <码>”）"""
     code, expires = svc.binding_code_for(ctx.session, ctx.me, ctx.body.person_id)
