@@ -159,7 +159,7 @@ def _register_errors(app: Flask) -> None:
         return error_response(Unavailable("数据库连接中断，请使用同一幂等键重试"))
 
     @app.errorhandler(DataError)
-    def on_bad_value(exc: DataError):  # noqa: ANN202
+    def on_bad_value(exc: DataError):
         # Input that passed validation but not the column (a bound missing in a model).
         _rollback()
         log.warning(
