@@ -47,9 +47,13 @@ def _labels(names: list[str], font: Any) -> list[str]:
 
 
 def _store(rel: str, data: bytes) -> str:
-    from flask import current_app
+    """Write under the file store at a stable name (the chat side looks it up by name)."""
+    from flask import current_app, has_app_context
 
-    root: Path = current_app.extensions["zhizhi"].settings.file_store_dir
+    from jobs.context import get_app
+
+    app = current_app if has_app_context() else get_app()
+    root: Path = app.extensions["zhizhi"].settings.file_store_dir
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
