@@ -1,4 +1,4 @@
-"""Papers and attempts: server-kept time, shuffled options, answers withheld until
+"""Attempts: server-kept time, shuffled options, answers withheld until
 submission, per-question save, a whole-attempt submit that happens once."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, require_role
+from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.quiz import (
@@ -22,74 +22,15 @@ from models.quiz import (
     Competition,
     Grading,
     Paper,
-    PaperMode,
     PointEntry,
     Question,
-    QuestionStatus,
-    QuestionTopic,
     QuestionVersion,
-    Topic,
 )
-from services.quiz import bank, grading, points
+from services.quiz import bank, cache, grading, points
 from services.quiz.config import rules_at
+from services.quiz.papers import create_paper, draw, get_paper  # noqa: F401  (re-exported)
 
 FINISHED = (AttemptStatus.submitted, AttemptStatus.expired)
-
-
-def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
-    """Trainer creates a fixed paper (question ids) or a blueprint (count per topic ×
-    difficulty); checks every question exists and the bank can fill the blueprint."""
-    require_role(actor, *bank.TRAINER_ROLES)
-    paper = Paper(
-        title=spec["title"],
-        mode=PaperMode(spec["mode"]),
-        question_ids=list(spec.get("question_ids") or []),
-        blueprint=[dict(b) for b in spec.get("blueprint") or []],
-        duration_seconds=spec.get("duration_seconds", 1800),
-        grace_seconds=spec.get("grace_seconds", rules_at(utcnow()).default_grace_seconds),
-        attempts_allowed=spec.get("attempts_allowed", 1),
-        grading=Grading(spec.get("grading", "highest")),
-        certainty_marking=spec.get("certainty_marking", False),
-        org_unit_id=actor.org_unit_id,
-        created_by_id=actor.person_id,
-    )
-    if paper.mode == PaperMode.fixed:
-        if not paper.question_ids:
-            raise ValidationFailed(fields={"question_ids": "固定试卷至少需要一道题"})
-        found = set(session.scalars(select(Question.id).where(Question.id.in_(paper.question_ids))))
-        missing = [q for q in paper.question_ids if q not in found]
-        if missing:
-            raise ValidationFailed(fields={"question_ids": f"题目不存在：{missing}"})
-    else:
-        if not paper.blueprint:
-            raise ValidationFailed(fields={"blueprint": "抽题规则不能为空"})
-        for i, rule in enumerate(paper.blueprint):
-            have = len(_pool(session, rule))
-            if have < rule["count"]:
-                raise ValidationFailed(fields={f"blueprint.{i}": f"题库中只有 {have} 道符合条件的题"})
-    session.add(paper)
-    session.flush()
-    return paper
-
-
-def _pool(session: Session, rule: dict[str, Any]) -> list[int]:
-    stmt = (
-        select(Question.id)
-        .join(QuestionTopic, QuestionTopic.question_id == Question.id)
-        .join(Topic, Topic.id == QuestionTopic.topic_id)
-        .where(Topic.name == rule["topic"], Question.status == QuestionStatus.active)
-        .order_by(Question.id)
-    )
-    if rule.get("difficulty"):
-        stmt = stmt.where(Question.difficulty == rule["difficulty"])
-    return list(dict.fromkeys(session.scalars(stmt)))
-
-
-def get_paper(session: Session, paper_id: int) -> Paper:
-    paper = session.get(Paper, paper_id)
-    if paper is None:
-        raise NotFound("试卷不存在", code="paper_not_found")
-    return paper
 
 
 def start(
@@ -120,7 +61,7 @@ def start(
     if competition is None and sum(1 for a in mine if a.competition_id is None) >= paper.attempts_allowed:
         raise Conflict(f"本试卷最多可作答 {paper.attempts_allowed} 次", code="attempts_exhausted")
     rng = random.Random(secrets.randbits(64))
-    qids = _draw(session, paper, rng)
+    qids = draw(session, paper, rng)
     deadline = now + timedelta(seconds=paper.duration_seconds)
     if competition is not None:
         deadline = min(deadline, competition.ends_at)
@@ -148,25 +89,6 @@ def start(
     session.flush()
     session.expire(attempt, ["items"])
     return view(session, attempt, now)
-
-
-def _draw(session: Session, paper: Paper, rng: random.Random) -> list[int]:
-    if paper.mode == PaperMode.fixed:
-        active = set(
-            session.scalars(
-                select(Question.id).where(
-                    Question.id.in_(paper.question_ids), Question.status == QuestionStatus.active
-                )
-            )
-        )
-        return [q for q in paper.question_ids if q in active]
-    chosen: list[int] = []
-    for rule in paper.blueprint:
-        pool = [q for q in _pool(session, rule) if q not in chosen]
-        if len(pool) < rule["count"]:
-            raise Conflict("题库题目不足，无法按规则组卷", code="blueprint_short")
-        chosen.extend(rng.sample(pool, rule["count"]))
-    return chosen
 
 
 def own_attempt(session: Session, actor: Actor, attempt_id: int, lock: bool = False) -> Attempt:
@@ -200,6 +122,7 @@ def save(
 ) -> dict[str, Any]:
     """Keep one answer (no scoring yet); may be changed until submission or deadline."""
     now = now or utcnow()
+    cache.rate_limit(actor.person_id, "answer", rules_at(now).answers_per_minute, now.timestamp())
     attempt = own_attempt(session, actor, attempt_id, lock=True)
     _open_for_answers(session, attempt, now)
     _put(attempt, position, choice, certainty, now)

@@ -52,3 +52,20 @@ def _run(session: Session) -> None:
 
 def _drop(session: Session) -> None:
     session.info.pop(_KEY, None)
+
+
+def rate_limit(person_id: int, action: str, limit: int, now_ts: float, window: int = 60) -> None:
+    """Fixed-window counter in Redis; over ``limit`` raises RateLimited (nothing written).
+    A Redis outage lets the request through: rate limiting protects, it never blocks work."""
+    from core.errors import RateLimited
+
+    key = f"quiz:rl:{action}:{person_id}:{int(now_ts // window)}"
+    try:
+        r = client()
+        n = r.incr(key)
+        if n == 1:
+            r.expire(key, window * 2)
+    except redis.RedisError:
+        return
+    if n > limit:
+        raise RateLimited("作答太频繁，请稍后再试", code="answer_rate_limited")

@@ -41,6 +41,7 @@ class Rules:
     daily_size: int = 5
     no_repeat_days: int = 7
     default_grace_seconds: int = 5
+    answers_per_minute: int = 60  # per worker, answer/save endpoints
 
 
 RULES: tuple[Rules, ...] = (

@@ -28,7 +28,7 @@ from models.quiz import (
     ReviewCard,
     Topic,
 )
-from services.quiz import ability, bank, grading, points
+from services.quiz import ability, bank, cache, grading, points
 from services.quiz.config import local_day, rules_at
 
 LEARNER_ROLES = ("grid_worker", "trainer")
@@ -177,6 +177,7 @@ def answer(
     cap left no room, the reason. Answering the same item twice is refused (409).
     """
     now = now or utcnow()
+    cache.rate_limit(actor.person_id, "answer", rules_at(now).answers_per_minute, now.timestamp())
     item = session.get(PracticeItem, practice_item_id)
     if item is None:
         raise NotFound("练习题不存在", code="practice_item_not_found")
