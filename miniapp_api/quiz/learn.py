@@ -76,6 +76,12 @@ def my_points(ctx: Ctx) -> dict:
     return out
 
 
+@bp.get("/me/rank", query=s.RankQuery, roles=LEARNER)
+def my_rank(ctx: Ctx) -> dict:
+    """我的积分排名（全区或某一组织范围；Redis 有序集合，缺失时由积分流水重建）"""
+    return points.standing(ctx.session, ctx.me.person_id, ctx.query.scope or "all")
+
+
 @bp.get("/me/points/history", query=s.PageQuery, roles=LEARNER)
 def my_points_history(ctx: Ctx) -> dict:
     """积分流水"""

@@ -155,3 +155,7 @@ class BoardQuery(Model):
 class PageQuery(Model):
     cursor: str | None = None
     limit: int = Field(20, ge=1, le=100)
+
+
+class RankQuery(Model):
+    scope: int | None = Field(None, ge=1, le=2**31 - 1, description="组织 id；省略为全部")

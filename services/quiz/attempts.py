@@ -296,11 +296,21 @@ def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
     """The attempt as its worker sees it. Answers and explanations appear only once the
     attempt is finished; before that, options are shown shuffled and relabelled."""
     done = attempt.status in FINISHED
+    qs = {
+        q.id: q
+        for q in session.scalars(
+            select(Question).where(Question.id.in_([i.question_id for i in attempt.items]))
+        )
+    }
+    vs = {
+        v.id: v
+        for v in session.scalars(
+            select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
+        )
+    }
     items = []
     for item in attempt.items:
-        q = session.get(Question, item.question_id)
-        v = session.get(QuestionVersion, item.version_id)
-        assert q is not None and v is not None
+        q, v = qs[item.question_id], vs[item.version_id]
         entry = {
             "position": item.position,
             "question": bank.public_view(q, v, item.option_order),
