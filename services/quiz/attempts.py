@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm.attributes import flag_modified
 
 from core.auth import Actor
 from core.db import utcnow
@@ -103,12 +104,13 @@ def own_attempt(session: Session, actor: Actor, attempt_id: int, lock: bool = Fa
     return attempt
 
 
-def _open_for_answers(session: Session, attempt: Attempt, now: datetime) -> None:
+def _open_for_answers(session: Session, attempt: Attempt, now: datetime) -> Paper:
     if attempt.status != AttemptStatus.in_progress:
         raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
     paper = get_paper(session, attempt.paper_id)
     if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds):
         raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
+    return paper
 
 
 def save(
@@ -159,10 +161,10 @@ def submit(
     now = now or utcnow()
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # ranks compare in ms
     attempt = own_attempt(session, actor, attempt_id, lock=True)
-    _open_for_answers(session, attempt, now)
+    paper = _open_for_answers(session, attempt, now)
     for a in answers or []:
         _put(attempt, a["position"], a["choice"], a.get("certainty"), now)
-    _finish(session, attempt, now, AttemptStatus.submitted)
+    _finish(session, attempt, now, AttemptStatus.submitted, paper)
     return view(session, attempt, now)
 
 
@@ -186,20 +188,24 @@ def close_overdue(session: Session, now: datetime | None = None) -> int:
     return n
 
 
-def _finish(session: Session, attempt: Attempt, at: datetime, status: AttemptStatus) -> None:
-    paper = get_paper(session, attempt.paper_id)
-    versions = {
-        v.id: v
-        for v in session.scalars(
-            select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
-        )
-    }
+def _finish(
+    session: Session, attempt: Attempt, at: datetime, status: AttemptStatus, paper: Paper | None = None
+) -> None:
+    paper = paper or get_paper(session, attempt.paper_id)
+    with session.no_autoflush:  # one UPDATE per item (batched), not one for save and one for grade
+        versions = {
+            v.id: v
+            for v in session.scalars(
+                select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
+            )
+        }
     marks = max_marks = 0.0
     answered = correct = 0
     for item in attempt.items:
         v = versions[item.version_id]
         keys = bank.answer_keys(v)
         max_marks += 3.0 if paper.certainty_marking else len(keys)
+        flag_modified(item, "marks")  # same column set on every row lets the UPDATEs batch
         if not item.response:
             item.correct, item.marks = False, 0.0
             continue
@@ -257,6 +263,7 @@ def _award_test(session: Session, attempt: Attempt, paper: Paper, now: datetime)
                 Attempt.status.in_(FINISHED),
             )
             .order_by(Attempt.number)
+            .options(noload(Attempt.items))
         )
     )
     graded = graded_attempt(done, paper.grading)
