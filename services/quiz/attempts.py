@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import flag_modified
 
 from core.auth import Actor
@@ -263,7 +263,7 @@ def _award_test(session: Session, attempt: Attempt, paper: Paper, now: datetime)
                 Attempt.status.in_(FINISHED),
             )
             .order_by(Attempt.number)
-            .options(noload(Attempt.items))
+            .options(lazyload(Attempt.items))
         )
     )
     graded = graded_attempt(done, paper.grading)
