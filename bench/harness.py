@@ -132,16 +132,15 @@ def gunicorn(app_spec: str, env: dict[str, str] | None = None) -> Iterator[int]:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = f"{'benchmark':44} {'value':>12} {'baseline':>12} {'ratio':>7}  {'target':18} met"
+    header = f"{'benchmark':42} {'value':>11} {'unit':7} {'baseline':>10} {'ratio':>6}  {'target':16} met"
     print(header)
     print("-" * len(header))
     for r in rows:
-        base = f"{r.baseline_value:,.1f}" if r.baseline_value else "-"
+        base = f"{r.baseline_value:,.0f}" if r.baseline_value else "-"
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
         met = {True: "yes", False: "NO", None: "-"}[r.met]
-        print(
-            f"{r.name[:44]:44} {r.value:>10,.1f} {r.unit[:2]:<2}{base:>11} {ratio:>7}  {r.target[:18]:18} {met}"
-        )
+        value = f"{r.value:>11,.1f} {r.unit[:7]:7}"
+        print(f"{r.name[:42]:42} {value} {base:>10} {ratio:>6}  {r.target[:16]:16} {met}")
         if r.note:
             print(f"    {r.note}")
 
