@@ -18,6 +18,8 @@ from tests.helpers import make_person, token_for
 ALL = frozenset({"citizen", "grid_worker", "trainer", "officer", "regulator", "enterprise", "gate", "admin"})
 PUBLIC = "public"
 STAFF_ADMIN = frozenset({"admin"})
+QUIZ_TRAINER = frozenset({"trainer", "admin"})
+QUIZ_LEARNER = frozenset({"grid_worker", "trainer", "admin"})
 
 #: "METHOD /rule" -> roles allowed ("public": no token needed; ALL: any logged-in role)
 MATRIX: dict[str, frozenset[str] | str] = {
@@ -29,12 +31,55 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "POST /api/v1/auth/binding-codes": ALL,
     "GET /api/v1/keys": PUBLIC,
     "GET /api/v1/admin/audit": STAFF_ADMIN,
+    # quiz: trainers manage, workers learn (admin passes every role check)
+    "GET /api/v1/quiz/questions": QUIZ_TRAINER,
+    "POST /api/v1/quiz/questions": QUIZ_TRAINER,
+    "POST /api/v1/quiz/questions/<int:question_id>/versions": QUIZ_TRAINER,
+    "POST /api/v1/quiz/questions/<int:question_id>/status": QUIZ_TRAINER,
+    "GET /api/v1/quiz/imports/template.xlsx": QUIZ_TRAINER,
+    "POST /api/v1/quiz/imports": QUIZ_TRAINER,
+    "POST /api/v1/quiz/papers": QUIZ_TRAINER,
+    "POST /api/v1/quiz/competitions": QUIZ_TRAINER,
+    "POST /api/v1/quiz/competitions/<int:competition_id>/finalize": QUIZ_TRAINER,
+    "GET /api/v1/quiz/competitions/<int:competition_id>/item-stats": QUIZ_TRAINER,
+    "POST /api/v1/quiz/points/adjustments": QUIZ_TRAINER,
+    "GET /api/v1/quiz/portraits/units/<int:unit_id>": QUIZ_TRAINER,
+    "POST /api/v1/quiz/portraits/units/<int:unit_id>/picture": QUIZ_TRAINER,
+    "POST /api/v1/quiz/practice/today": QUIZ_LEARNER,
+    "POST /api/v1/quiz/practice/items/<int:item_id>/answer": QUIZ_LEARNER,
+    "POST /api/v1/quiz/practice/answers": QUIZ_LEARNER,
+    "POST /api/v1/quiz/papers/<int:paper_id>/attempts": QUIZ_LEARNER,
+    "GET /api/v1/quiz/attempts/<int:attempt_id>": QUIZ_LEARNER,
+    "PUT /api/v1/quiz/attempts/<int:attempt_id>/items/<int:position>": QUIZ_LEARNER,
+    "POST /api/v1/quiz/attempts/<int:attempt_id>/submit": QUIZ_LEARNER,
+    "POST /api/v1/quiz/competitions/<int:competition_id>/entry": frozenset({"grid_worker", "admin"}),
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard": ALL,
+    "GET /api/v1/quiz/me/points": QUIZ_LEARNER,
+    "GET /api/v1/quiz/me/rank": QUIZ_LEARNER,
+    "GET /api/v1/quiz/me/points/history": QUIZ_LEARNER,
+    "GET /api/v1/quiz/me/level": QUIZ_LEARNER,
+    "GET /api/v1/quiz/levels/thresholds": ALL,
+    "GET /api/v1/quiz/portraits/workers/<int:person_id>": QUIZ_LEARNER,
+    "POST /api/v1/quiz/portraits/workers/<int:person_id>/picture": QUIZ_LEARNER,
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.
 CROSS_TENANT: dict[str, str] = {
     "POST /api/v1/auth/binding-codes": "tests/services/test_auth_binding.py::"
     "test_trainer_makes_codes_only_inside_their_jurisdiction",
+    "GET /api/v1/quiz/portraits/workers/<int:person_id>": "tests/miniapp_api/test_quiz_api.py::"
+    "test_trainer_cannot_read_another_districts_portraits",
+    "GET /api/v1/quiz/portraits/units/<int:unit_id>": "tests/miniapp_api/test_quiz_api.py::"
+    "test_trainer_cannot_read_another_districts_portraits",
+    "PUT /api/v1/quiz/attempts/<int:attempt_id>/items/<int:position>": (
+        "tests/services/quiz/test_attempts.py::test_someone_elses_attempt_is_refused"
+    ),
+    "POST /api/v1/quiz/practice/items/<int:item_id>/answer": "tests/services/quiz/test_practice.py::"
+    "test_someone_elses_item_and_retired_question_and_bad_choice_are_refused",
+    "POST /api/v1/quiz/points/adjustments": "tests/services/quiz/test_points.py::"
+    "test_trainer_correction_is_a_new_entry_and_needs_jurisdiction",
+    "POST /api/v1/quiz/competitions/<int:competition_id>/entry": "tests/services/quiz/test_competitions.py::"
+    "test_one_attempt_window_and_scope_are_enforced",
 }
 
 ROLES = ["anonymous", *sorted(ALL)]
