@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,39 +165,17 @@ def serve(app_path: str, port: int, env: dict[str, str], workers: int, threads: 
     raise RuntimeError(f"{app_path} did not start")
 
 
-def request(
-    conn: http.client.HTTPConnection, method: str, path: str, body=None, headers=None
-) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    conn.request(
-        method,
-        path,
-        body=json.dumps(body) if body is not None else None,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-    resp = conn.getresponse()
-    resp.read()
-    return resp.status, time.perf_counter() - t0
-
-
 def blast(port: int, calls: list[tuple[str, str, dict | None, dict]], concurrency: int) -> tuple[float, list]:
-    """Run ``calls`` over ``concurrency`` keep-alive connections; returns (req/s, latencies)."""
-    chunks = [calls[i::concurrency] for i in range(concurrency)]
+    """Run ``calls`` over ``concurrency`` keep-alive connections (bench/loadgen.py, asyncio,
+    pre-encoded requests); returns (req/s, latencies in seconds). Any non-2xx aborts."""
+    from bench.loadgen import build_request, run
 
-    def run(chunk):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        out = []
-        for method, path, body, headers in chunk:
-            status, dt = request(conn, method, path, body, headers)
-            if status >= 300:
-                raise RuntimeError(f"{method} {path} -> {status}")
-            out.append(dt)
-        return out
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        lat = [x for part in pool.map(run, chunks) for x in part]
-    return len(calls) / (time.perf_counter() - t0), lat
+    reqs = [build_request(m, path, body, headers) for m, path, body, headers in calls]
+    res = run(port, lambda n: reqs[n], requests=len(reqs), seconds=600, connections=concurrency)
+    bad = {k: v for k, v in res.statuses.items() if k >= 300}
+    if bad:
+        raise RuntimeError(f"non-2xx answers: {bad}")
+    return res.rps, [ms / 1000 for ms in res.latencies_ms]
 
 
 def p(lat: list[float], q: float) -> float:
