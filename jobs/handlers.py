@@ -1,1 +1,3 @@
 """Imports every module that registers outbox handlers (``@job``)."""
+
+import jobs.passes  # noqa: F401

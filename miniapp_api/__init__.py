@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import auth, platform
+    from miniapp_api import auth, passes, platform
 
-    for module in (auth, platform):
+    for module in (auth, platform, passes):
         app.register_blueprint(module.bp)
