@@ -251,6 +251,15 @@ def drain(session: Session, redis, event_id: int, *, limit: int = 1000, now: dat
             passages.append({**row, "pass_id": int(f["p"]), "ring": int(f["r"])})
         else:
             refusals.append({**row, "pass_id": int(f["p"]) if f["p"] else None, "reason": f["x"]})
+    known = set(
+        session.scalars(
+            select(PassCredential.id).where(PassCredential.id.in_({p["pass_id"] for p in passages}))
+        )
+    )
+    for p in [p for p in passages if p["pass_id"] not in known]:
+        # Signed by our key yet unknown here: keep the record as a refusal, never lose it.
+        passages.remove(p)
+        refusals.append({k: v for k, v in p.items() if k != "ring"} | {"reason": "invalid"})
     _insert(session, Passage, passages)
     _insert(session, ScanRefusal, refusals)
     session.flush()
