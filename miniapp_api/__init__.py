@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import auth, passes, platform
+    from miniapp_api import audit, auth, passes, platform
 
-    for module in (auth, platform, passes):
+    for module in (auth, platform, audit, passes):
         app.register_blueprint(module.bp)

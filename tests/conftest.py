@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from tests.fakes.fixtures import fake_dingtalk, fake_wechat  # noqa: F401
+pytest_plugins = ["tests.fakes.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("ZHIZHI_TEST_REQUIRE_SERVICES") == "1"
 
@@ -171,3 +171,27 @@ def run_jobs(app, db):
         return outcomes
 
     return run
+
+
+@pytest.fixture
+def platforms(app, fake_wechat, fake_dingtalk, monkeypatch):
+    """Point the app's WeChat (both apps) and DingTalk clients at the fake servers."""
+    settings = app.extensions["zhizhi"].settings
+    wechat = dict(
+        settings.wechat,
+        api_base=fake_wechat.base_url,
+        app_id=fake_wechat.app_id,
+        app_secret=fake_wechat.secret,
+        mp_app_id=fake_wechat.app_id,
+        mp_app_secret=fake_wechat.secret,
+    )
+    dingtalk = dict(
+        settings.dingtalk,
+        api_base=fake_dingtalk.base_url,
+        app_key=fake_dingtalk.app_key,
+        app_secret=fake_dingtalk.app_secret,
+        agent_id=str(fake_dingtalk.agent_id),
+    )
+    monkeypatch.setattr(settings, "wechat", wechat)
+    monkeypatch.setattr(settings, "dingtalk", dingtalk)
+    return fake_wechat, fake_dingtalk
