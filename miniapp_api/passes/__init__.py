@@ -5,9 +5,7 @@ Routes live in ``citizen``, ``officer`` and ``gate``; they share this blueprint.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
+from core import pagination
 from core.api import ApiBlueprint
 from core.errors import ValidationFailed
 
@@ -22,16 +20,17 @@ def _install_gate_state(state) -> None:
 
 
 def encode_cursor(last_id: int | None) -> str | None:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode() if last_id is not None else None
+    """The shared cursor format (core.pagination): opaque, the last row's id."""
+    return pagination.encode_cursor(last_id) if last_id is not None else None
 
 
 def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed(fields={"cursor": "分页游标无效"}) from None
+    value = pagination.decode_cursor(cursor)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationFailed(fields={"cursor": "分页游标无效"})
+    return value
 
 
 def kek(ctx) -> bytes:

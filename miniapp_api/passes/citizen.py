@@ -7,12 +7,12 @@ from flask import Response
 from core import pii
 from core.api import ANY, Ctx
 from core.errors import NotFound
+from core.pagination import PageQuery
 from miniapp_api.passes import bp, decode_cursor, encode_cursor, kek
 from miniapp_api.passes.schemas import (
     ApplicationIn,
     ApplicationOut,
     GroupIn,
-    PageQuery,
     PassOut,
     RuleResultOut,
 )

@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from core.api import Ctx
+from core.pagination import PageQuery
 from core.validation import Model
 from miniapp_api.passes import bp, decode_cursor, encode_cursor, kek
 from miniapp_api.passes.citizen import application_out
-from miniapp_api.passes.schemas import PageQuery, SinceQuery
+from miniapp_api.passes.schemas import SinceQuery
 from services.passes import dashboard, events, issuance, lists, review
 
 OFFICER = ("officer",)

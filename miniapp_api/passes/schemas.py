@@ -76,11 +76,6 @@ class ApplicationOut(Out):
     created_at: datetime
 
 
-class PageQuery(Model):
-    cursor: str | None = None
-    limit: int = Field(20, ge=1, le=100)
-
-
 class ScanIn(Model):
     qr: str = Field(min_length=1, max_length=512)
     nonce: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")
