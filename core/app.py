@@ -95,8 +95,14 @@ class Zhizhi:
         return g.db_session
 
     def commit(self, session: Session) -> None:
-        """Commit the unit of work, then hand its new outbox rows to the queue."""
-        session.commit()
+        """Commit the unit of work, then hand its new outbox rows to the queue.
+
+        A session that never began a transaction and holds no pending objects has
+        nothing to commit; skipping the empty commit keeps read-free hot paths (gate
+        scans answered from caches and Redis) free of ~50 us of ORM bookkeeping.
+        """
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
         from jobs.dispatch import dispatch
 
         dispatch(self.app, outbox.take_new(session))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.errors import ValidationFailed
-from models.passes import Application, Event, Gate, Passage, PassCredential, ScanRefusal, Zone
+from models.passes import Application, Event, Gate, Passage, PassCredential, ScanRefusal, TrustEntry, Zone
 from services import keys
 from services.passes import checks, hotstate, issuance, lists
 from services.passes.events import gate_for_device, gate_key, key_scope
@@ -273,26 +273,38 @@ def ack(redis, event_id: int, ids: list) -> None:
 
 
 def _trust_clean_passages(session: Session, event_id: int, pass_ids: set[int], now: datetime) -> None:
-    """After N accepted passages the subject is trusted for the event and ring."""
+    """After N accepted passages the subject is trusted for the event and ring (three
+    queries per flushed batch, whatever its size)."""
     if not pass_ids:
         return
     n = RULE_SET["trust_after_clean_passages"]
+    counted = (
+        select(Passage.pass_id, func.count().label("n"))
+        .where(Passage.pass_id.in_(pass_ids))
+        .group_by(Passage.pass_id)
+        .subquery()
+    )
     rows = session.execute(
-        select(Passage.pass_id, func.count()).where(Passage.pass_id.in_(pass_ids)).group_by(Passage.pass_id)
+        select(Application.subject_index, PassCredential.ring)
+        .join(PassCredential, PassCredential.application_id == Application.id)
+        .join(counted, counted.c.pass_id == PassCredential.id)
+        .where(counted.c.n >= n)
     ).all()
-    for pass_id, count in rows:
-        if count >= n:
-            credential = session.get(PassCredential, pass_id)
-            app = session.get(Application, credential.application_id)
-            lists.trust_subject(
-                session,
-                event_id,
-                app.subject_index,
-                credential.ring,
-                source="clean_passages",
-                actor_id=None,
-                now=now,
+    if not rows:
+        return
+    trusted = set(
+        session.execute(
+            select(TrustEntry.subject_index, TrustEntry.ring).where(
+                TrustEntry.event_id == event_id, TrustEntry.active.is_(True), TrustEntry.valid_until > now
             )
+        ).all()
+    )
+    for subject, ring in set(rows):
+        if not any(s == subject and r >= ring for s, r in trusted):
+            lists.trust_subject(
+                session, event_id, subject, ring, source="clean_passages", actor_id=None, now=now
+            )
+            trusted.add((subject, ring))
 
 
 def revocation_lag(session: Session, redis, event_id: int) -> bool:

@@ -183,3 +183,17 @@ def test_rotated_key_still_verifies_old_passes_and_new_ones(app, db, world, appr
     gate.contexts.clear()
     assert scan(api, world.device_tokens["outer_out"], issued["token"], direction="out")["result"] == "ok"
     assert scan(api, world.device_tokens["outer_in2"], fresh)["reason"] != "unknown_key"
+
+
+def test_clean_passages_make_the_subject_trusted(app, db, world, approved):
+    from models.passes import TrustEntry
+
+    api, issued = approved
+    for _ in range(3):
+        assert scan(api, world.device_tokens["outer_in"], issued["token"])["result"] == "ok"
+        assert scan(api, world.device_tokens["outer_out"], issued["token"], direction="out")["result"] == "ok"
+    flush_passages(app)
+    trust = db.scalars(select(TrustEntry)).one()
+    assert trust.source == "clean_passages" and trust.ring == 1
+    flush_passages(app)
+    assert db.scalar(select(func.count()).select_from(TrustEntry)) == 1
