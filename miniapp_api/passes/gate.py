@@ -18,7 +18,7 @@ def scan(ctx: Ctx) -> dict:
     return gate.check(ctx.session, ctx.app.extensions["zhizhi"].redis, ctx.me.person_id, s, kek=kek(ctx))
 
 
-@bp.get("/gate/bundle", query=SinceQuery, roles=GATE, extra_errors=(404,))
+@bp.get("/gate/bundle", query=SinceQuery, roles=GATE, extra_errors=(404, 409))
 def bundle(ctx: Ctx) -> dict:
     """离线核验包：公钥、区域/闸机、吊销列表（可取增量）、关注通行证"""
     return offline.build_bundle(ctx.session, ctx.me.person_id, kek=kek(ctx), since=ctx.query.since)

@@ -82,6 +82,10 @@ def _validate(event: Event, data: ApplicationInput, prefix: str = "") -> dict:
             raise ValidationFailed(fields={prefix + "driving_licence": "车辆申请需填写驾驶证号"})
     if data.visit_to < data.visit_from:
         raise ValidationFailed(fields={prefix + "visit_to": "结束日期不能早于开始日期"})
+    if (data.visit_to - data.visit_from).days >= RULE_SET["max_visit_days"]:
+        raise ValidationFailed(fields={prefix + "visit_to": f"单次申请最长 {RULE_SET['max_visit_days']} 天"})
+    if not 1900 < data.visit_from.year < 9999 or data.visit_to.year >= 9999:
+        raise ValidationFailed(fields={prefix + "visit_from": "日期超出合理范围"})
     for name in ("time_from", "time_to"):
         if not _TIME.fullmatch(getattr(data, name)):
             raise ValidationFailed(fields={prefix + name: "时间格式应为 HH:MM"})

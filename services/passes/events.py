@@ -18,6 +18,7 @@ from core.pii import FieldCipher
 from models.identity import Person, Role, RoleGrant
 from models.passes import Event, Gate, GateDirection, Zone
 from services import keys
+from services.passes.rules import EVENT_POLICY_KEYS
 
 
 def key_scope(event_id: int) -> str:
@@ -68,6 +69,11 @@ def create_event(
     require_role(actor, Role.officer)
     if ends_at <= starts_at:
         raise ValidationFailed(fields={"ends_at": "结束时间必须晚于开始时间"})
+    unknown = set(policy or {}) - EVENT_POLICY_KEYS
+    if unknown:
+        raise ValidationFailed(fields={"policy": f"不支持的规则参数：{', '.join(sorted(unknown))}"})
+    if any(v < 0 for v in (policy or {}).values()):
+        raise ValidationFailed(fields={"policy": "规则参数不能为负数"})
     rings = sorted(z.ring for z in zones)
     if not zones or rings != list(range(1, len(zones) + 1)):
         raise ValidationFailed(fields={"zones": "区域层级应从 1（最外层）开始连续编号"})

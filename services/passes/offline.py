@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.errors import ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from models.passes import Event, Gate, Passage, Revocation, ScanRefusal, Zone
 from services import keys
 from services.passes import checks, issuance, lists
@@ -30,6 +30,8 @@ def build_bundle(
     """The device's bundle; with ``since`` the revocation part is a delta."""
     now = now or utcnow()
     gate = gate_for_device(session, person_id)
+    if not gate.offline_capable:
+        raise Conflict("该闸机未开通离线核验", code="gate_not_offline_capable")
     event = session.get(Event, gate.event_id)
     zones = list(session.scalars(select(Zone).where(Zone.event_id == event.id).order_by(Zone.ring)))
     gates = list(session.scalars(select(Gate).where(Gate.event_id == event.id).order_by(Gate.id)))

@@ -18,6 +18,7 @@ RULE_SET: dict = {
     "min_lead_hours": 12,
     "max_lead_days": 60,
     "max_group_size": 30,
+    "max_visit_days": 31,
     # After this many accepted passages without an alert, the subject is trusted.
     "trust_after_clean_passages": 6,
     "trust_days": 30,
@@ -25,6 +26,9 @@ RULE_SET: dict = {
     "nonce_ttl_seconds": 2 * 24 * 3600,
     "scan_leeway_seconds": 60,
 }
+
+#: Keys an event's ``policy`` may override.
+EVENT_POLICY_KEYS = frozenset({"min_age", "max_age", "min_lead_hours", "max_lead_days"})
 
 #: Application rules in evaluation order: code -> Chinese explanation of a failure.
 APPLICATION_RULES: dict[str, str] = {

@@ -278,3 +278,36 @@ def test_dashboard_counts(app, db, world, citizen):
     assert data["passages"][0]["count"] == 1
     assert data["inside"] == [{"ring": 1, "inside": 1}]
     assert citizen.get(f"/passes/events/{world.event.id}/dashboard").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"visit_from": "2026-01-01", "visit_to": "2026-12-31"}, "visit_to"),
+        ({"visit_from": "9999-12-31", "visit_to": "9999-12-31"}, "visit_from"),
+        ({"time_from": "25:00"}, "time_from"),
+        ({"ring": 7}, "ring"),
+        ({"mobile": "12345"}, "mobile"),
+    ],
+)
+def test_out_of_range_application_input_is_a_clear_422(db, world, citizen, over, field):
+    resp = _apply(citizen, world, visitor_body(valid_id_number(80), **over))
+    assert resp.status_code == 422
+    assert field in resp.get_json()["error"]["fields"]
+    assert _count(db, Application) == 0
+
+
+def test_event_policy_accepts_only_known_parameters(db, world, client):
+    officer = Api(client, world.officer_token)
+    body = {
+        "name": "测试活动",
+        "starts_at": "2026-12-01T08:00:00+08:00",
+        "ends_at": "2026-12-02T20:00:00+08:00",
+        "zones": [{"ring": 1, "name": "外围区"}],
+        "policy": {"nonce_ttl_seconds": 1},
+    }
+    resp = officer.post("/passes/events", body)
+    assert resp.status_code == 422 and "policy" in resp.get_json()["error"]["fields"]
+    resp = officer.post("/passes/events", {**body, "policy": {"min_lead_hours": 0}})
+    assert resp.status_code == 201, resp.get_json()
+    assert [z["name"] for z in resp.get_json()["data"]["zones"]] == ["外围区"]

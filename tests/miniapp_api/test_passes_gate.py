@@ -197,3 +197,35 @@ def test_clean_passages_make_the_subject_trusted(app, db, world, approved):
     assert trust.source == "clean_passages" and trust.ring == 1
     flush_passages(app)
     assert db.scalar(select(func.count()).select_from(TrustEntry)) == 1
+
+
+def test_any_qr_text_gets_a_reason_code_never_a_server_error(app, db, world):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    api = Api(app.test_client(), world.device_tokens["outer_in"])
+    known = {"invalid", "unknown_key", "expired", "not_yet_valid", "wrong_zone"}
+
+    @given(
+        qr=st.one_of(st.text(min_size=1, max_size=300), st.text(min_size=1, max_size=200).map("ZZ1:".__add__))
+    )
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def check(qr):
+        if not qr.strip():
+            return
+        answer = api.post("/passes/gate/scan", {"qr": qr, "nonce": uuid.uuid4().hex,
+                          "scanned_at": datetime.now(UTC).isoformat(), "direction": "in"})  # fmt: skip
+        assert answer.status_code == 200, answer.get_json()
+        assert answer.get_json()["data"]["reason"] in known
+
+    check()
+
+
+def test_pass_signed_with_a_revoked_key_is_unknown_key(app, db, world, approved):
+    from services.passes import gate
+
+    api, issued = approved
+    kid = issued["token"] and keys.verify_ring(db, key_scope(world.event.id)).records[0].kid
+    keys.revoke(db, kid)
+    gate.contexts.clear()  # devices reload their key set within CONTEXT_TTL seconds
+    assert scan(api, world.device_tokens["outer_in"], issued["token"])["reason"] == "unknown_key"
