@@ -79,11 +79,13 @@ def seed(env: dict[str, str], n_passes: int) -> tuple[str, list[str]]:
         officer = load_actor(s, make_person(s, "officer").id)
         zones = [events.ZoneSpec(1, "外围区"), events.ZoneSpec(2, "管控区"), events.ZoneSpec(3, "核心区")]
         event = events.create_event(
-            s, officer, name="基准测试活动", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=2),
-            zones=zones, kek=kek, policy={"min_lead_hours": 0},
+            s, officer, name="基准测试活动", zones=zones, kek=kek, policy={"min_lead_hours": 0},
+            starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=2),
         )  # fmt: skip
         device = make_person(s, "gate")
-        events.add_gate(s, officer, event.id, name="东门", ring=1, direction="both", device_person_id=device.id)
+        events.add_gate(
+            s, officer, event.id, name="东门", ring=1, direction="both", device_person_id=device.id
+        )
         device_token = issue_token(s, device, "bench", 86400).token
         citizen = load_actor(s, make_person(s, "citizen").id)
         tokens = []
@@ -115,11 +117,11 @@ class Load:
             self.counter += 1
         n = len(self.tokens)
         direction = "in" if (k // n) % 2 == 0 else "out"
-        body = json.dumps(
-            {"qr": self.tokens[k % n], "nonce": uuid.uuid4().hex, "scanned_at": datetime.now(UTC).isoformat(), "direction": direction}
-        ).encode()
+        scan = {"qr": self.tokens[k % n], "nonce": uuid.uuid4().hex, "direction": direction}
+        body = json.dumps({**scan, "scanned_at": datetime.now(UTC).isoformat()}).encode()
         head = (
-            f"POST /api/v1/passes/gate/scan HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.device_token}\r\n"
+            "POST /api/v1/passes/gate/scan HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {self.device_token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         return head.encode() + body
@@ -129,7 +131,10 @@ class Load:
         while b"\r\n\r\n" not in buf:
             buf += sock.recv(65536)
         head, _, rest = buf.partition(b"\r\n\r\n")
-        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        lines = head.split(b"\r\n")
+        length = int(
+            next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length"))
+        )
         while len(rest) < length:
             rest += sock.recv(65536)
         return rest[:length], rest[length:]
@@ -183,24 +188,34 @@ def serve(spec: str, env: dict[str, str], workers: int, threads: int) -> tuple[s
 
 
 def online(args, env: dict[str, str]) -> None:
+    """Both servers run side by side; measurement windows alternate between them and
+    the best window of each counts, so load from other processes on the machine
+    hits both sides alike."""
     device_token, tokens = seed(env, args.passes)
-    results = {}
-    for label, spec in (("bare Flask JSON endpoint", "bench.gate_apps:bare()"), ("gate check", "bench.gate_apps:full()")):
-        proc, port = serve(spec, env, args.workers, args.threads)
-        try:
-            load = Load(port, device_token, tokens)
-            load.run(2.0, args.connections)  # warm-up: caches, connections, JIT-free Python warmth
-            results[label] = load.run(args.seconds, args.connections, record=label == "gate check")
-            if label == "gate check":
-                reasons = dict(load.reasons)
-        finally:
+    specs = {"bare Flask JSON endpoint": "bench.gate_apps:bare()", "gate check": "bench.gate_apps:full()"}
+    servers = {label: serve(spec, env, args.workers, args.threads) for label, spec in specs.items()}
+    results: dict[str, float] = dict.fromkeys(specs, 0.0)
+    reasons: dict[str, int] = {}
+    try:
+        loads = {label: Load(port, device_token, tokens) for label, (_proc, port) in servers.items()}
+        for load in loads.values():
+            load.run(2.0, args.connections)  # warm-up: caches, pools, verified tokens
+        for _ in range(args.rounds):
+            for label, load in loads.items():
+                rate = load.run(args.seconds, args.connections, record=label == "gate check")
+                results[label] = max(results[label], rate)
+                if label == "gate check":
+                    for k, v in load.reasons.items():
+                        reasons[k] = reasons.get(k, 0) + v
+    finally:
+        for proc, _port in servers.values():
             proc.terminate()
             proc.wait(10)
     for label, rate in results.items():
-        print(f"{label:28s} {rate:9.0f} req/s")
+        print(f"{label:28s} {rate:9.0f} req/s  (best of {args.rounds} windows of {args.seconds:g} s)")
     ratio = results["gate check"] / results["bare Flask JSON endpoint"]
     print(f"{'ratio gate / bare':28s} {ratio:9.2f}   (target >= 0.60)")
-    print(f"gate answers in measured window: {reasons}")
+    print(f"gate answers in measured windows: {reasons}")
     _check_no_passage_lost(env)
 
 
@@ -218,7 +233,7 @@ def _check_no_passage_lost(env: dict[str, str]) -> None:
     with app.extensions["zhizhi"].db.session() as s:
         passages = s.scalar(select(func.count()).select_from(Passage))
         refused = s.scalar(select(func.count()).select_from(ScanRefusal))
-    print(f"flushed {moved} stream entries in {took:.2f}s -> {passages} passages + {refused} refusals in PostgreSQL")
+    print(f"flushed {moved} stream entries in {took:.2f}s: {passages} passages + {refused} refusals stored")
     app.extensions["zhizhi"].db.dispose()
 
 
@@ -230,7 +245,9 @@ def offline(n: int) -> None:
 
     ring = signing.KeyRing([signing.generate_key()])
     tokens = [
-        signing.encode_token(kind=1, object_id=i, scope_id=1, zone=1, not_before=0, not_after=2**31, ring=ring)
+        signing.encode_token(
+            kind=1, object_id=i, scope_id=1, zone=1, not_before=0, not_after=2**31, ring=ring
+        )
         for i in range(n)
     ]
     claims, signed, sig = signing.parse_token(tokens[0])
@@ -258,7 +275,8 @@ def offline(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
@@ -272,7 +290,8 @@ def main() -> None:
     if not admin.startswith("postgresql") or not redis_url:
         sys.exit("the online part needs DATABASE_URL (PostgreSQL) and REDIS_URL")
     url = _create_database(admin)
-    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "ZHIZHI_ENV": "development", "INSTANCE_PATH": "/tmp/zz_bench_instance"}
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "ZHIZHI_ENV": "development"}
+    env["INSTANCE_PATH"] = "/tmp/zz_bench_instance"
     try:
         online(args, env)
     finally:

@@ -224,7 +224,8 @@ def _insert(session: Session, model, rows: list[dict]) -> None:
         return
     dialect = session.get_bind().dialect.name
     ins = (postgresql if dialect == "postgresql" else sqlite).insert(model.__table__)
-    session.execute(ins.values(rows).on_conflict_do_nothing(index_elements=["nonce"]))
+    # executemany: one compiled statement, batched by the driver (insertmanyvalues).
+    session.execute(ins.on_conflict_do_nothing(index_elements=["nonce"]), rows)
 
 
 def drain(session: Session, redis, event_id: int, *, limit: int = 1000, now: datetime | None = None) -> list:
