@@ -311,3 +311,17 @@ def test_event_policy_accepts_only_known_parameters(db, world, client):
     resp = officer.post("/passes/events", {**body, "policy": {"min_lead_hours": 0}})
     assert resp.status_code == 201, resp.get_json()
     assert [z["name"] for z in resp.get_json()["data"]["zones"]] == ["外围区"]
+
+
+def test_cross_tenant_pass_card_and_reissue_are_refused(app, db, world, citizen, run_jobs):
+    data = _apply(citizen, world, visitor_body(valid_id_number(81))).get_json()["data"]
+    run_jobs()
+    pass_id = data["passes"][0]["id"]
+    assert citizen.get(f"/passes/passes/{pass_id}/card.png").status_code == 200
+    stranger = Api(citizen.client, token_for(db, make_person(db, "citizen")))
+    assert stranger.get(f"/passes/applications/{data['id']}").status_code == 404
+    assert stranger.post(f"/passes/applications/{data['id']}/cancel").status_code == 404
+    assert stranger.get(f"/passes/passes/{pass_id}/card.png").status_code == 404
+    assert stranger.get(f"/passes/passes/{pass_id}/card.pdf").status_code == 404
+    assert stranger.post(f"/passes/passes/{pass_id}/reissue", {}).status_code == 404
+    assert db.get(PassCredential, pass_id).status.value == "active"
