@@ -71,7 +71,7 @@ def seed(env: dict[str, str], n_passes: int) -> tuple[str, list[str]]:
     from tests.helpers import make_person, valid_id_number
 
     app = create_app(env)
-    upgrade(env["DATABASE_URL"])
+    upgrade(env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
     app.extensions["zhizhi"].redis.delete(*app.extensions["zhizhi"].redis.keys("pz:*") or ["_"])
     kek = app.extensions["zhizhi"].settings.signing_kek
     now = datetime.now(UTC)
@@ -237,7 +237,7 @@ def _check_no_passage_lost(env: dict[str, str]) -> None:
     app.extensions["zhizhi"].db.dispose()
 
 
-def offline(n: int) -> None:
+def offline(n: int) -> tuple[float, float, float]:
     """Offline verification on one core: first sight of each token (signature checked)
     and a repeated token (verified-token cache), beside raw Ed25519 verify."""
     from core import signing
@@ -270,6 +270,74 @@ def offline(n: int) -> None:
     print(f"{'raw Ed25519 verify':28s} {raw:9.0f} /s per core")
     print(f"{'offline verify, new token':28s} {first:9.0f} /s per core  ({first / raw:.2f} of raw)")
     print(f"{'offline verify, seen token':28s} {repeat:9.0f} /s per core")
+    return raw, first, repeat
+
+
+# --- `make bench` (bench/__main__.py) entry point -------------------------------------
+
+
+def _scan_requests(device_token: str, tokens: list[str], count: int, start: int = 0) -> list[bytes]:
+    from bench import loadgen
+
+    headers = {"Authorization": f"Bearer {device_token}"}
+    out = []
+    for k in range(start, start + count):
+        n = len(tokens)
+        body = {
+            "qr": tokens[k % n],
+            "nonce": uuid.uuid4().hex,
+            "scanned_at": datetime.now(UTC).isoformat(),
+            "direction": "in" if (k // n) % 2 == 0 else "out",
+        }
+        out.append(loadgen.build_request("POST", "/api/v1/passes/gate/scan", body, headers))
+    return out
+
+
+def run(database_url: str, baselines: dict) -> list:
+    """Rows for the shared table: online gate check vs the bare JSON baseline, passages
+    kept, offline verification vs raw Ed25519."""
+    from bench import loadgen
+    from bench.harness import Row, app_env, gunicorn
+
+    env = {k: v for k, v in app_env(database_url).items() if k in ENV_KEYS}
+    device_token, tokens = seed(env, 300)
+    warm = _scan_requests(device_token, tokens, 600)
+    measured = _scan_requests(device_token, tokens, 6000, start=600)
+    with gunicorn("wsgi:app", app_env(database_url)) as port:
+        loadgen.run(port, lambda n: warm[n], requests=len(warm))
+        res = loadgen.run(port, lambda n: measured[n], requests=len(measured))
+    base = baselines["json"].rps
+    ratio = res.rps / base if base else 0.0
+    moved, passages, refused = _flush_counts(env)
+    raw, first, repeat = offline(3000)
+    latency = f"p50 {res.median:.1f} ms, p99 {res.pct(99):.1f} ms, statuses {res.statuses}"
+    kept = f"{moved} stream entries flushed: {passages} passages + {refused} refusals (none lost if equal)"
+    return [
+        Row("gate check POST /passes/gate/scan", res.rps, "req/s", "bare JSON", base, ">= 0.60",
+            ratio >= 0.60, note=latency),
+        Row("gate passages kept (stream -> PostgreSQL)", passages + refused, "rows", note=kept),
+        Row("offline verify, new token (1 core)", first, "/s", "raw Ed25519", raw),
+        Row("offline verify, seen token (1 core)", repeat, "/s", "raw Ed25519", raw),
+    ]  # fmt: skip
+
+
+ENV_KEYS = {"DATABASE_URL", "REDIS_URL", "ZHIZHI_ENV", "INSTANCE_PATH", "QUEUE_PREFIX", "AUTH_CACHE_SECONDS"}
+
+
+def _flush_counts(env: dict[str, str]) -> tuple[int, int, int]:
+    from sqlalchemy import func, select
+
+    from core.app import create_app
+    from jobs.passes import flush_passages
+    from models.passes import Passage, ScanRefusal
+
+    app = create_app(env)
+    moved = flush_passages(app)
+    with app.extensions["zhizhi"].db.session() as s:
+        passages = s.scalar(select(func.count()).select_from(Passage))
+        refused = s.scalar(select(func.count()).select_from(ScanRefusal))
+    app.extensions["zhizhi"].db.dispose()
+    return moved, passages, refused
 
 
 def main() -> None:
