@@ -20,9 +20,11 @@ lags the database's revocation version.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 
+from redis.exceptions import NoScriptError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -87,13 +89,8 @@ return {'new', answer, info}
 """
 
 
-def scan_script(redis):
-    """The registered script (EVALSHA, reloaded on NOSCRIPT), cached per client."""
-    script = getattr(redis, "_zz_scan_script", None)
-    if script is None:
-        script = redis.register_script(SCAN_LUA)
-        redis._zz_scan_script = script
-    return script
+_SCAN_KEYS = ("rev", "watch", "state", "inside", "stream", "info")
+SCAN_SHA = hashlib.sha1(SCAN_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
 def run_scan(
@@ -113,30 +110,21 @@ def run_scan(
     ttl: int,
     offline: bool = False,
 ) -> list:
-    keys = [
-        key(event_id, "n:" + nonce),
-        key(event_id, "rev"),
-        key(event_id, "watch"),
-        key(event_id, "state"),
-        key(event_id, "inside"),
-        key(event_id, "stream"),
-        key(event_id, "info"),
-    ]
-    args = [
-        ttl,
-        "" if pass_id is None else str(pass_id),
-        verdict,
-        ring,
-        direction,
-        "" if max_inside is None else max_inside,
-        gate_id,
-        scanned_at_ms,
-        "1" if offline else "0",
-        max_ring,
-        detail,
-        nonce,
-    ]
-    return [x.decode() if isinstance(x, bytes) else x for x in scan_script(redis)(keys=keys, args=args)]
+    """One EVALSHA (the script is loaded on first use or after a Redis restart)."""
+    tag = f"pz:{{e{event_id}}}:"
+    keys = (tag + "n:" + nonce, *(tag + name for name in _SCAN_KEYS))
+    args = (
+        ttl, "" if pass_id is None else pass_id, verdict, ring, direction,
+        "" if max_inside is None else max_inside, gate_id, scanned_at_ms, "1" if offline else "0",
+        max_ring, detail, nonce,
+    )  # fmt: skip
+    command = ("EVALSHA", SCAN_SHA, len(keys), *keys, *args)
+    try:
+        reply = redis.execute_command(*command)
+    except NoScriptError:
+        redis.script_load(SCAN_LUA)
+        reply = redis.execute_command(*command)
+    return [x.decode() if isinstance(x, bytes) else x for x in reply]
 
 
 # --- publishing after commit ----------------------------------------------------
