@@ -200,7 +200,14 @@ def reissue(
             raise ValidationFailed(fields={"ring": "区域层级不存在"})
         app.ring = ring
     revoke(session, credential, reason="reissued", now=now)
-    return issue(session, app, kek=kek, now=now, replaces=credential)
+    new = issue(session, app, kek=kek, now=now, replaces=credential)
+    session.add(
+        AuditEntry(
+            actor_id=actor.person_id, action="passes.pass.reissue", object_type="pass", object_id=str(new.id),
+            data={"replaces": credential.id, "ring": app.ring},
+        )
+    )  # fmt: skip
+    return new
 
 
 def revocation_list(session: Session, event_id: int, since_version: int = 0) -> dict:
