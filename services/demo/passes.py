@@ -52,14 +52,8 @@ def _device(session: Session, username: str, name: str, rng: random.Random) -> P
     return person
 
 
-def seed(session: Session, settings: Settings) -> list[str]:
-    if session.scalar(select(Event.id).where(Event.name == EVENT_NAME)) is not None:
-        return ["passes: demo event exists"]
-    rng = random.Random(20261129)
-    officer_login = session.scalar(select(StaffLogin).where(StaffLogin.username == "officer"))
-    officer = load_actor(session, officer_login.person_id)
+def _event(session: Session, officer, settings: Settings, first_day: date, rng: random.Random) -> Event:
     tz = ZoneInfo("Asia/Shanghai")
-    first_day = datetime.now(tz).date() + timedelta(days=7)
     event = events.create_event(
         session,
         officer,
@@ -75,23 +69,15 @@ def seed(session: Session, settings: Settings) -> list[str]:
             session, officer, event.id, name=name, ring=ring, direction=direction, vehicle=vehicle,
             device_person_id=device.id,
         )  # fmt: skip
-    citizen = add_person(session, "王建国", "330483101001", rng)
-    session.add(RoleGrant(person_id=citizen.id, role=Role.citizen))
-    session.flush()
-    applicant = load_actor(session, citizen.id)
-    watched = demo_id_number(rng)
-    lists.add_watch_entry(
-        session, officer, event_id=event.id, reason="演示：在逃人员", severity="reject", id_number=watched
-    )
-    lists.add_watch_entry(
-        session, officer, event_id=event.id, reason="演示：重点关注车辆", severity="alert",
-        plate="浙F12345", plate_colour="blue",
-    )  # fmt: skip
-    people = [*VISITORS, ("赵在逃", 1, "参观")]
-    ids = [demo_id_number(rng) for _ in VISITORS] + [watched]
-    gu = ids[3]  # 顾明: a namesake on the watch list sends him to manual review
-    born = date(int(gu[6:10]), int(gu[10:12]), int(gu[12:14]))
-    lists.add_watch_entry(
+    return event
+
+
+def _watch_list(session: Session, officer, event: Event, watched: str, namesake: str) -> None:
+    add = lists.add_watch_entry
+    add(session, officer, event_id=event.id, reason="演示：在逃人员", severity="reject", id_number=watched)
+    add(session, officer, event_id=event.id, reason="演示：重点关注车辆", severity="alert", plate="浙F12345")
+    born = date(int(namesake[6:10]), int(namesake[10:12]), int(namesake[12:14]))
+    add(
         session,
         officer,
         event_id=event.id,
@@ -100,22 +86,37 @@ def seed(session: Session, settings: Settings) -> list[str]:
         name="顾明",
         birth_date=born,
     )
+
+
+def seed(session: Session, settings: Settings) -> list[str]:
+    """The summit, its gates (device accounts gate01…gate05), watch entries and six
+    applications (approved, manual review, rejected). Idempotent by event name."""
+    if session.scalar(select(Event.id).where(Event.name == EVENT_NAME)) is not None:
+        return ["passes: demo event exists"]
+    rng = random.Random(20261129)
+    officer_login = session.scalar(select(StaffLogin).where(StaffLogin.username == "officer"))
+    officer = load_actor(session, officer_login.person_id)
+    first_day = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=7)
+    event = _event(session, officer, settings, first_day, rng)
+    citizen = add_person(session, "王建国", "330483101001", rng)
+    session.add(RoleGrant(person_id=citizen.id, role=Role.citizen))
+    session.flush()
+    applicant = load_actor(session, citizen.id)
+    ids = [demo_id_number(rng) for _ in range(len(VISITORS) + 1)]
+    _watch_list(session, officer, event, watched=ids[-1], namesake=ids[3])  # 顾明 -> manual review
+    kek = settings.signing_kek
     statuses = []
-    for (name, ring, purpose), id_number in zip(people, ids, strict=True):
+    for (name, ring, purpose), id_number in zip([*VISITORS, ("赵在逃", 1, "参观")], ids, strict=True):
         data = applications.ApplicationInput(
             person=applications.PersonInput(name, id_number, demo_mobile(rng)),
             purpose=purpose, host_unit="大会组委会", ring=ring,
             visit_from=first_day, visit_to=first_day + timedelta(days=1),
         )  # fmt: skip
-        statuses.append(
-            applications.create(session, applicant, event.id, data, kek=settings.signing_kek).status.value
-        )
+        statuses.append(applications.create(session, applicant, event.id, data, kek=kek).status.value)
     car = applications.ApplicationInput(
         person=applications.PersonInput("钱师傅", demo_id_number(rng), demo_mobile(rng)),
         purpose="嘉宾接送", host_unit="大会组委会", visit_from=first_day, visit_to=first_day, ring=2,
         plate="浙F12345", plate_colour="blue", vehicle_type="小型轿车", driving_licence="330483198805050011",
     )  # fmt: skip
-    statuses.append(
-        applications.create(session, applicant, event.id, car, kek=settings.signing_kek).status.value
-    )
+    statuses.append(applications.create(session, applicant, event.id, car, kek=kek).status.value)
     return [f"passes: event {event.id} with {len(GATES)} gates, applications {statuses}"]
