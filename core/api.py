@@ -48,11 +48,16 @@ class Endpoint:
 class Ctx:
     """What a route gets: the unit-of-work session, the actor, parsed inputs."""
 
-    session: Session
     actor: Actor | None
     body: Any = None
     query: Any = None
     path: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Session:
+        """The request's unit-of-work session, opened on first use: routes answered from
+        caches (gate scans) never pay for one."""
+        return current_app.extensions["zhizhi"].request_session()
 
     @property
     def me(self) -> Actor:
@@ -181,8 +186,9 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
         if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
             raise NotFound()
         ext = current_app.extensions["zhizhi"]
-        session: Session = ext.request_session()
-        actor = authenticate_request(session, request.headers.get("Authorization"), ep.roles == PUBLIC)
+        actor = authenticate_request(
+            ext.request_session, request.headers.get("Authorization"), ep.roles == PUBLIC
+        )
         g.actor = actor
         _check_roles(ep, actor)
         if ep.rate:
@@ -190,12 +196,14 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
             ratelimit.hit(ext.redis, ep.rate, who)
         body = _parse_json_body(ep.body) if ep.body is not None else None
         query = _parse_query(ep.query) if ep.query is not None else None
-        ctx = Ctx(session=session, actor=actor, body=body, query=query, path=path_params)
+        ctx = Ctx(actor=actor, body=body, query=query, path=path_params)
         key = request.headers.get("Idempotency-Key") if ep.idempotent else None
         if key:
             return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
         resp = _invoke(ep, ctx, path_params)
-        ext.commit(session)
+        session = g.get("db_session")
+        if session is not None:
+            ext.commit(session)
         return resp
 
     view.__name__ = ep.view.__name__

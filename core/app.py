@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, g, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
@@ -25,6 +26,20 @@ _HTTP_ERRORS = {
     413: ("payload_too_large", "请求体过大"),
     415: ("unsupported_media_type", "不支持的内容类型"),
 }
+
+
+class _BearerOnlySessions(SecureCookieSessionInterface):
+    """Clients authenticate with bearer tokens; no cookie session is read or written.
+
+    Flask's default opens (and signs) a cookie session on every request, about 40 us
+    that nothing here uses; writing to ``flask.session`` now fails loudly instead.
+    """
+
+    def open_session(self, app, request):
+        return self.null_session_class()
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 class Zhizhi:
@@ -95,8 +110,14 @@ class Zhizhi:
         return g.db_session
 
     def commit(self, session: Session) -> None:
-        """Commit the unit of work, then hand its new outbox rows to the queue."""
-        session.commit()
+        """Commit the unit of work, then hand its new outbox rows to the queue.
+
+        A session that never began a transaction and holds no pending objects has
+        nothing to commit; skipping the empty commit keeps read-free hot paths (gate
+        scans answered from caches and Redis) free of ~50 us of ORM bookkeeping.
+        """
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
         from jobs.dispatch import dispatch
 
         dispatch(self.app, outbox.take_new(session))
@@ -199,6 +220,7 @@ def create_app(overrides: dict[str, str] | None = None, settings: Settings | Non
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.session_interface = _BearerOnlySessions()
     pii.configure(settings.data_keys, settings.data_key_version, settings.index_key)
     ext = Zhizhi(app, settings)
     app.extensions["zhizhi"] = ext

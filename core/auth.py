@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -149,13 +149,18 @@ def load_actor(session: Session, person_id: int, token_id: int | None = None) ->
     return Actor(person_id, person.name, grants, person.org_unit_id, token_id)
 
 
-def authenticate_token(session: Session, token: str, cache_seconds: float = 0) -> Actor:
+def authenticate_token(
+    session: Session | Callable[[], Session], token: str, cache_seconds: float = 0
+) -> Actor:
+    """``session`` may be a factory, called only on a cache miss."""
     from models.identity import AuthToken
 
     key = hash_token(token)
     cached = token_cache.get(key)
     if cached is not None:
         return cached
+    if callable(session):
+        session = session()
     row = session.scalar(select(AuthToken).where(AuthToken.token_hash == key))
     now = utcnow()
     if row is None or row.revoked_at is not None:
@@ -167,7 +172,9 @@ def authenticate_token(session: Session, token: str, cache_seconds: float = 0) -
     return actor
 
 
-def authenticate_request(session: Session, header: str | None, optional: bool) -> Actor | None:
+def authenticate_request(
+    session: Session | Callable[[], Session], header: str | None, optional: bool
+) -> Actor | None:
     """Resolve ``Authorization: Bearer ...``; public routes ignore a missing header."""
     if not header:
         if optional:

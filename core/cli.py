@@ -64,9 +64,11 @@ def seed_demo() -> None:
 def register(app: Flask) -> None:
     from jobs.cli import jobs_cli
     from services.quiz.cli import quiz_cli
+    from services.passes.cli import passes_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(quiz_cli)
+    app.cli.add_command(passes_cli)

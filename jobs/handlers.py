@@ -1,3 +1,4 @@
 """Imports every module that registers outbox handlers (``@job``)."""
 
 from jobs import quiz  # noqa: F401
+import jobs.passes  # noqa: F401

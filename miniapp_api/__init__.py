@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import audit, auth, platform, quiz
+    from miniapp_api import audit, auth, passes, platform, quiz
 
-    for module in (auth, platform, audit, quiz):
+    for module in (auth, platform, audit, quiz, passes):
         app.register_blueprint(module.bp)

@@ -61,6 +61,32 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/quiz/levels/thresholds": ALL,
     "GET /api/v1/quiz/portraits/workers/<int:person_id>": QUIZ_LEARNER,
     "POST /api/v1/quiz/portraits/workers/<int:person_id>/picture": QUIZ_LEARNER,
+    # passes (design/passes.md): citizens apply, officers manage, gate devices scan
+    "POST /api/v1/passes/events/<int:event_id>/applications": ALL,
+    "POST /api/v1/passes/events/<int:event_id>/group-applications": ALL,
+    "GET /api/v1/passes/applications": ALL,
+    "GET /api/v1/passes/applications/<int:application_id>": ALL,
+    "POST /api/v1/passes/applications/<int:application_id>/cancel": ALL,
+    "GET /api/v1/passes/passes/<int:pass_id>/card.png": ALL,
+    "GET /api/v1/passes/passes/<int:pass_id>/card.pdf": ALL,
+    "GET /api/v1/passes/events/<int:event_id>": ALL,
+    "POST /api/v1/passes/gate/scan": frozenset({"gate", "admin"}),
+    "GET /api/v1/passes/gate/bundle": frozenset({"gate", "admin"}),
+    "POST /api/v1/passes/gate/offline-scans": frozenset({"gate", "admin"}),
+    "POST /api/v1/passes/events": frozenset({"officer", "admin"}),
+    "GET /api/v1/passes/events": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/events/<int:event_id>/gates": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/events/<int:event_id>/keys/rotate": frozenset({"officer", "admin"}),
+    "GET /api/v1/passes/events/<int:event_id>/review-queue": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/applications/<int:application_id>/decision": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/passes/<int:pass_id>/revoke": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/passes/<int:pass_id>/reissue": frozenset({"citizen", "officer", "admin"}),
+    "GET /api/v1/passes/events/<int:event_id>/revocations": frozenset({"officer", "gate", "admin"}),
+    "POST /api/v1/passes/watch-entries": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/watch-entries/<int:entry_id>/deactivate": frozenset({"officer", "admin"}),
+    "GET /api/v1/passes/events/<int:event_id>/alerts": frozenset({"officer", "admin"}),
+    "POST /api/v1/passes/alerts/<int:alert_id>/resolve": frozenset({"officer", "admin"}),
+    "GET /api/v1/passes/events/<int:event_id>/dashboard": frozenset({"officer", "admin"}),
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.
@@ -80,6 +106,14 @@ CROSS_TENANT: dict[str, str] = {
     "test_trainer_correction_is_a_new_entry_and_needs_jurisdiction",
     "POST /api/v1/quiz/competitions/<int:competition_id>/entry": "tests/services/quiz/test_competitions.py::"
     "test_one_attempt_window_and_scope_are_enforced",
+    "GET /api/v1/passes/applications/<int:application_id>": "tests/miniapp_api/test_passes_applications.py::"
+    "test_cross_tenant_pass_card_and_reissue_are_refused",
+    "POST /api/v1/passes/applications/<int:application_id>/cancel": "tests/miniapp_api/"
+    "test_passes_applications.py::test_cross_tenant_pass_card_and_reissue_are_refused",
+    "GET /api/v1/passes/passes/<int:pass_id>/card.png": "tests/miniapp_api/test_passes_applications.py::"
+    "test_cross_tenant_pass_card_and_reissue_are_refused",
+    "POST /api/v1/passes/passes/<int:pass_id>/reissue": "tests/miniapp_api/test_passes_applications.py::"
+    "test_cross_tenant_pass_card_and_reissue_are_refused",
 }
 
 ROLES = ["anonymous", *sorted(ALL)]

@@ -1,0 +1,152 @@
+"""Pass jobs: render the pass card, notify the holder, push alerts to officers, and
+flush gate passages from the Redis stream into the database.
+
+Notifications are recorded through a console transport (a log line and the outbox
+row's result) until the shared push transports take them over.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import select
+
+from core import outbox
+from core.db import utcnow
+from jobs.queues import CERTIFICATES, MAINTENANCE, NOTIFICATIONS
+from jobs.registry import PermanentError, job
+from models.identity import Person, Role, RoleGrant
+from models.passes import Alert, Application, Event, PassCredential, PassStatus, Zone
+
+log = logging.getLogger("zhizhi.passes")
+
+
+def _settings():
+    from jobs.context import get_app
+
+    return get_app().extensions["zhizhi"].settings
+
+
+def card_data(session, credential: PassCredential):
+    from core import pii
+    from jobs.render.pass_card import PassCardData
+
+    app = session.get(Application, credential.application_id)
+    event = session.get(Event, credential.event_id)
+    zone = session.scalar(select(Zone).where(Zone.event_id == event.id, Zone.ring == credential.ring))
+    return PassCardData(
+        token=credential.token,
+        pass_no=f"P{credential.event_id:03d}-{credential.id:08d}",
+        event_name=event.name,
+        ring_name=zone.name if zone else str(credential.ring),
+        kind=app.kind.value,
+        holder_masked=pii.mask_name(app.name),
+        plate_masked=pii.mask_plate(app.plate) if app.plate else None,
+        valid_from=credential.valid_from,
+        valid_to=credential.valid_to,
+        issued_at=credential.issued_at,
+    )
+
+
+@job("passes.render_card", queue=CERTIFICATES)
+def render_card(session, item) -> dict:
+    """Render the card (PNG + PDF) into the content-addressed store, then queue the
+    holder notification. Idempotent: a rendered card is not rendered again, and equal
+    bytes map to the same stored file anyway."""
+    from core.files import LocalFileStore
+    from jobs.render.pass_card import render_pass_card_pdf, render_pass_card_png
+
+    credential = session.get(PassCredential, item.payload["pass_id"])
+    if credential is None:
+        raise PermanentError("pass not found")
+    if credential.status != PassStatus.active:
+        return {"skipped": "revoked"}
+    if not (credential.card_png_key and credential.card_pdf_key):
+        store = LocalFileStore(_settings().file_store_dir)
+        data = card_data(session, credential)
+        credential.card_png_key = store.put(render_pass_card_png(data), "image/png", "png").key
+        credential.card_pdf_key = store.put(render_pass_card_pdf(data), "application/pdf", "pdf").key
+    outbox.add(
+        session,
+        "passes.notify_holder",
+        {"pass_id": credential.id, "event": "issued"},
+        dedup_key=f"pass-notify:{credential.id}:issued",
+    )
+    return {"png": credential.card_png_key, "pdf": credential.card_pdf_key}
+
+
+_HOLDER_TEXT = {
+    "issued": "您的通行证已签发（{event}，{ring}区），请在“我的通行证”中查看二维码。",
+    "revoked": "您的通行证（编号 {pass_id}）已作废，如有疑问请联系活动安保办公室。",
+}
+
+
+@job("passes.notify_holder", queue=NOTIFICATIONS, external_send=True)
+def notify_holder(session, item) -> dict:
+    """Tell the applicant their pass was issued or revoked (console transport)."""
+    credential = session.get(PassCredential, item.payload["pass_id"])
+    if credential is None:
+        raise PermanentError("pass not found")
+    app = session.get(Application, credential.application_id)
+    event = session.get(Event, credential.event_id)
+    text = _HOLDER_TEXT[item.payload["event"]].format(
+        event=event.name, ring=credential.ring, pass_id=credential.id
+    )
+    log.info("notify person %s: %s", app.applicant_id, text)
+    return {
+        "transport": "console",
+        "to_person": app.applicant_id,
+        "text": text,
+        "sent_at": utcnow().isoformat(),
+    }
+
+
+@job("passes.alert_officers", queue=NOTIFICATIONS, external_send=True)
+def alert_officers(session, item) -> dict:
+    """Push an alert to every officer (console transport)."""
+    alert = session.get(Alert, item.payload["alert_id"])
+    if alert is None:
+        raise PermanentError("alert not found")
+    officers = list(
+        session.scalars(
+            select(Person.id)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.role == Role.officer)
+        )
+    )
+    text = f"【安保预警】{alert.message}"
+    log.info("alert %s to officers %s: %s", alert.id, officers, text)
+    return {"transport": "console", "to_persons": officers, "text": text}
+
+
+def flush_passages(app: Flask, *, limit: int = 1000) -> int:
+    """Move every event's gate stream into the database (commit, then delete from the
+    stream), and resync gate state whose revocation version lags. Safe to run
+    concurrently and repeatedly: inserts are idempotent on the scan nonce."""
+    from services.passes import gate, hotstate
+
+    ext = app.extensions["zhizhi"]
+    moved = 0
+    with ext.db.session() as s:
+        event_ids = list(s.scalars(select(Event.id)))
+    for event_id in event_ids:
+        while True:
+            with ext.db.session() as s:
+                ids = gate.drain(s, ext.redis, event_id, limit=limit)
+            gate.ack(ext.redis, event_id, ids)
+            moved += len(ids)
+            if len(ids) < limit:
+                break
+        with ext.db.session() as s:
+            if gate.revocation_lag(s, ext.redis, event_id):
+                hotstate.sync_event(ext.redis, s, event_id, utcnow())
+    return moved
+
+
+@job("passes.flush_passages", queue=MAINTENANCE)
+def flush_passages_job(session, item) -> dict:
+    """Outbox-scheduled flush (e.g. a periodic row); the work is :func:`flush_passages`."""
+    from jobs.context import get_app
+
+    return {"moved": flush_passages(get_app())}

@@ -1,0 +1,31 @@
+"""Gate device routes: scan (the hot path), offline bundle, offline upload."""
+
+from __future__ import annotations
+
+from core.api import Ctx
+from miniapp_api.passes import bp, kek
+from miniapp_api.passes.schemas import OfflineUploadIn, ScanIn, ScanOut, SinceQuery
+from services.passes import gate, offline
+
+GATE = ("gate",)
+
+
+@bp.post("/gate/scan", body=ScanIn, response=ScanOut, roles=GATE, extra_errors=(404, 422))
+def scan(ctx: Ctx) -> dict:
+    """闸机核验：同一 nonce 重复提交返回首次结果"""
+    b = ctx.body
+    s = gate.Scan(b.qr, b.nonce, b.direction, b.scanned_at, b.holder_hash, b.plate)
+    return gate.check(ctx.session, ctx.app.extensions["zhizhi"].redis, ctx.me.person_id, s, kek=kek(ctx))
+
+
+@bp.get("/gate/bundle", query=SinceQuery, roles=GATE, extra_errors=(404, 409))
+def bundle(ctx: Ctx) -> dict:
+    """离线核验包：公钥、区域/闸机、吊销列表（可取增量）、关注通行证"""
+    return offline.build_bundle(ctx.session, ctx.me.person_id, kek=kek(ctx), since=ctx.query.since)
+
+
+@bp.post("/gate/offline-scans", body=OfflineUploadIn, roles=GATE, extra_errors=(404, 422))
+def upload(ctx: Ctx) -> dict:
+    """上传离线核验记录（已发生的事实），返回冲突报告"""
+    scans = [offline.OfflineScan(**s.model_dump()) for s in ctx.body.scans]
+    return offline.upload(ctx.session, ctx.me.person_id, scans, kek=kek(ctx))

@@ -1,0 +1,1 @@
+"""Visitor & vehicle passes (design/passes.md): services over a Session, no Flask state."""

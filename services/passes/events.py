@@ -1,0 +1,164 @@
+"""Events, their zone rings and gates; the per-event gate key (encrypted at rest).
+
+Officers manage these; every function flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.auth import Actor, require_role
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.pii import FieldCipher
+from models.identity import Person, Role, RoleGrant
+from models.passes import Event, Gate, GateDirection, Zone
+from services import keys
+from services.passes.rules import EVENT_POLICY_KEYS
+
+
+def key_scope(event_id: int) -> str:
+    return f"event:{event_id}"
+
+
+def _cipher(kek: bytes) -> FieldCipher:
+    return FieldCipher({1: kek}, 1)
+
+
+def gate_key(event: Event, kek: bytes) -> bytes:
+    """The event's HMAC key for holder tags (decrypted; never logged or returned to citizens)."""
+    return bytes.fromhex(_cipher(kek).decrypt(event.gate_key_enc, f"gate-key:{event.id}".encode()))
+
+
+def get_event(session: Session, event_id: int) -> Event:
+    event = session.get(Event, event_id)
+    if event is None:
+        raise NotFound("活动不存在", code="event_not_found")
+    return event
+
+
+@dataclass
+class ZoneSpec:
+    ring: int
+    name: str
+    daily_capacity_visitor: int | None = None
+    daily_capacity_vehicle: int | None = None
+    max_inside: int | None = None
+
+
+def create_event(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    zones: list[ZoneSpec],
+    kek: bytes,
+    org_unit_id: int | None = None,
+    timezone: str = "Asia/Shanghai",
+    policy: dict | None = None,
+) -> Event:
+    """Create an event with its nested rings (1..n, 1 outermost), a gate key and a
+    signing key in scope ``event:<id>``. Not idempotent by itself (the edge's
+    Idempotency-Key makes the POST so)."""
+    require_role(actor, Role.officer)
+    if ends_at <= starts_at:
+        raise ValidationFailed(fields={"ends_at": "结束时间必须晚于开始时间"})
+    unknown = set(policy or {}) - EVENT_POLICY_KEYS
+    if unknown:
+        raise ValidationFailed(fields={"policy": f"不支持的规则参数：{', '.join(sorted(unknown))}"})
+    if any(v < 0 for v in (policy or {}).values()):
+        raise ValidationFailed(fields={"policy": "规则参数不能为负数"})
+    rings = sorted(z.ring for z in zones)
+    if not zones or rings != list(range(1, len(zones) + 1)):
+        raise ValidationFailed(fields={"zones": "区域层级应从 1（最外层）开始连续编号"})
+    event = Event(
+        name=name,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        timezone=timezone,
+        org_unit_id=org_unit_id,
+        gate_key_enc=b"",
+        created_by_id=actor.person_id,
+        policy=policy or {},
+    )
+    session.add(event)
+    session.flush()
+    event.gate_key_enc = _cipher(kek).encrypt(secrets.token_bytes(32).hex(), f"gate-key:{event.id}".encode())
+    for z in zones:
+        session.add(Zone(event_id=event.id, **z.__dict__))
+    keys.signing_ring(session, key_scope(event.id), kek)
+    session.flush()
+    return event
+
+
+def add_gate(
+    session: Session,
+    actor: Actor,
+    event_id: int,
+    *,
+    name: str,
+    ring: int,
+    direction: str,
+    vehicle: bool = False,
+    offline_capable: bool = True,
+    fail_closed: bool | None = None,
+    device_person_id: int | None = None,
+) -> Gate:
+    """A gate on the outer boundary of ``ring``. Core-ring gates fail closed offline by
+    default. ``device_person_id`` must hold the ``gate`` role and serve no other gate."""
+    require_role(actor, Role.officer)
+    event = get_event(session, event_id)
+    max_ring = max((z.ring for z in event.zones), default=0)
+    if not 1 <= ring <= max_ring:
+        raise ValidationFailed(fields={"ring": f"区域层级应在 1 到 {max_ring} 之间"})
+    if device_person_id is not None:
+        _check_device(session, device_person_id)
+    gate = Gate(
+        event_id=event.id,
+        name=name,
+        ring=ring,
+        direction=GateDirection(direction),
+        vehicle=vehicle,
+        offline_capable=offline_capable,
+        fail_closed=(ring == max_ring) if fail_closed is None else fail_closed,
+        device_person_id=device_person_id,
+    )
+    session.add(gate)
+    session.flush()
+    return gate
+
+
+def _check_device(session: Session, person_id: int) -> None:
+    if session.get(Person, person_id) is None:
+        raise ValidationFailed(fields={"device_person_id": "账号不存在"})
+    grant = session.scalar(
+        select(RoleGrant.id).where(RoleGrant.person_id == person_id, RoleGrant.role == Role.gate)
+    )
+    if grant is None:
+        raise ValidationFailed(fields={"device_person_id": "该账号不是闸机设备账号"})
+    if session.scalar(select(Gate.id).where(Gate.device_person_id == person_id)) is not None:
+        raise Conflict("该设备账号已绑定其他闸机", code="device_in_use")
+
+
+def gate_for_device(session: Session, person_id: int) -> Gate:
+    gate = session.scalar(select(Gate).where(Gate.device_person_id == person_id))
+    if gate is None:
+        raise NotFound("该设备账号未绑定闸机", code="gate_not_bound")
+    return gate
+
+
+def rotate_key(session: Session, actor: Actor, event_id: int, kek: bytes) -> str:
+    """New signing key for the event; passes signed with the old key still verify."""
+    require_role(actor, Role.officer)
+    get_event(session, event_id)
+    return keys.rotate(session, key_scope(event_id), kek)
+
+
+def list_events(session: Session) -> list[Event]:
+    return list(session.scalars(select(Event).order_by(Event.starts_at.desc())))

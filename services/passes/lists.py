@@ -1,0 +1,289 @@
+"""Watch list, trust list and alerts.
+
+* A watch entry matches exactly (blind index of an ID number or a plate) or partially
+  (name + birth date). Exact ``reject`` refuses; exact ``alert`` lets through and alerts
+  officers; partial sends the application to manual review.
+* A trust entry (an officer cleared an alert, or N clean passages) lets the subject skip
+  manual review and suppresses (counts) repeat alerts; it never overrides a rejection.
+* Any change to the watch list re-screens the trust list (trust that a new entry
+  contradicts ends) and recomputes the set of watched passes the gates refuse.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core import pii
+from core.auth import Actor, require_role
+from core.db import utcnow
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.validators import InvalidValue, normalize_plate, normalize_resident_id
+from models.passes import (
+    Alert,
+    AlertStatus,
+    Application,
+    PassCredential,
+    PassStatus,
+    TrustEntry,
+    WatchEntry,
+    WatchSeverity,
+)
+from models.platform import AuditEntry
+from services.passes import hotstate
+from services.passes.rules import RULE_SET
+
+
+def _active_watch(event_id: int, now: datetime):
+    return select(WatchEntry).where(
+        WatchEntry.active.is_(True),
+        or_(WatchEntry.event_id.is_(None), WatchEntry.event_id == event_id),
+        or_(WatchEntry.valid_until.is_(None), WatchEntry.valid_until > now),
+    )
+
+
+def add_watch_entry(
+    session: Session,
+    actor: Actor,
+    *,
+    event_id: int | None,
+    reason: str,
+    severity: str,
+    id_number: str | None = None,
+    plate: str | None = None,
+    plate_colour: str | None = None,
+    name: str | None = None,
+    birth_date: date | None = None,
+    valid_until: datetime | None = None,
+    now: datetime | None = None,
+) -> WatchEntry:
+    """Add an entry, then re-screen trust entries and watched passes (see module doc)."""
+    require_role(actor, "officer")
+    now = now or utcnow()
+    subject, hint = None, None
+    try:
+        if id_number:
+            value = normalize_resident_id(id_number)
+            subject, hint = pii.index("resident_id", value), pii.mask_resident_id(value)
+        elif plate:
+            value = normalize_plate(plate, plate_colour or "blue")
+            subject, hint = pii.index("plate", value), pii.mask_plate(value)
+    except InvalidValue as exc:
+        field = "id_number" if id_number else "plate"
+        raise ValidationFailed(exc.message, code=exc.code, fields={field: exc.message}) from None
+    if subject is None and not (name and birth_date):
+        raise ValidationFailed(fields={"id_number": "需提供身份证号、车牌号，或姓名加出生日期"})
+    entry = WatchEntry(
+        event_id=event_id,
+        subject_index=subject,
+        subject_hint=hint,
+        name=name,
+        birth_date=birth_date,
+        reason=reason,
+        severity=WatchSeverity(severity),
+        valid_until=valid_until,
+        created_by_id=actor.person_id,
+        created_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    _audit(session, actor, "passes.watch.add", "pass_watch_entry", entry.id, {"severity": severity})
+    rescreen(session, event_id, now=now)
+    return entry
+
+
+def deactivate_watch_entry(
+    session: Session, actor: Actor, entry_id: int, *, now: datetime | None = None
+) -> WatchEntry:
+    require_role(actor, "officer")
+    entry = session.get(WatchEntry, entry_id)
+    if entry is None:
+        raise NotFound("关注名单条目不存在", code="watch_entry_not_found")
+    entry.active = False
+    _audit(session, actor, "passes.watch.deactivate", "pass_watch_entry", entry.id, {})
+    rescreen(session, entry.event_id, now=now or utcnow())
+    return entry
+
+
+def screen_application(session: Session, app: Application, *, now: datetime) -> list[tuple[WatchEntry, str]]:
+    """Watch-list hits of an application: (entry, reject|alert|review)."""
+    hits = []
+    for entry in session.scalars(_active_watch(app.event_id, now)):
+        if entry.subject_index is not None:
+            if entry.subject_index in (app.subject_index, app.id_index):
+                hits.append((entry, entry.severity.value))
+        elif entry.name == app.name and entry.birth_date == app.birth_date:
+            hits.append((entry, "review"))
+    return hits
+
+
+def find_trust(
+    session: Session, event_id: int, subject: str, ring: int, *, now: datetime
+) -> TrustEntry | None:
+    return session.scalars(
+        select(TrustEntry).where(
+            TrustEntry.event_id == event_id,
+            TrustEntry.subject_index == subject,
+            TrustEntry.active.is_(True),
+            TrustEntry.ring >= ring,
+            TrustEntry.valid_until > now,
+        )
+    ).first()
+
+
+def raise_alert(session: Session, *, event_id: int, kind: str, severity: str, message: str, **refs) -> Alert:
+    """An open alert plus an outbox row that pushes it to the event's officers."""
+    from core import outbox
+
+    alert = Alert(event_id=event_id, kind=kind, severity=severity, message=message, **refs)
+    session.add(alert)
+    session.flush()
+    outbox.add(session, "passes.alert_officers", {"alert_id": alert.id}, dedup_key=f"pass-alert:{alert.id}")
+    return alert
+
+
+def alert_application_hits(
+    session: Session, app: Application, hits: list, trust: TrustEntry | None, *, now: datetime
+) -> None:
+    for entry, outcome in hits:
+        if outcome == "review":
+            continue  # the review queue is the officers' signal for partial matches
+        if outcome == "alert" and trust is not None:
+            trust.suppressed_count += 1
+            continue
+        raise_alert(
+            session,
+            event_id=app.event_id,
+            kind="watchlist_application",
+            severity=outcome,
+            message=f"申请 {app.id} 命中关注名单：{entry.reason}",
+            subject_index=app.subject_index,
+            application_id=app.id,
+            watch_entry_id=entry.id,
+        )
+
+
+def watched_pass_ids(session: Session, event_id: int, now: datetime) -> list[int]:
+    """Active passes the gates refuse with ``watchlist``: exact ``reject`` hits always,
+    exact ``alert`` hits unless the subject is trusted."""
+    entries = list(session.scalars(_active_watch(event_id, now).where(WatchEntry.subject_index.is_not(None))))
+    if not entries:
+        return []
+    subjects = {e.subject_index: e.severity for e in entries}
+    rows = session.execute(
+        select(PassCredential.id, Application.subject_index, Application.id_index, PassCredential.ring)
+        .join(Application, Application.id == PassCredential.application_id)
+        .where(PassCredential.event_id == event_id, PassCredential.status == PassStatus.active)
+        .where(or_(Application.subject_index.in_(subjects), Application.id_index.in_(subjects)))
+    ).all()
+    out = []
+    for pass_id, subject, id_index, ring in rows:
+        severity = subjects.get(subject) or subjects.get(id_index)
+        if severity == WatchSeverity.alert and find_trust(session, event_id, subject, ring, now=now):
+            continue
+        out.append(pass_id)
+    return sorted(out)
+
+
+def rescreen(session: Session, event_id: int | None, *, now: datetime) -> None:
+    """End trust entries a current watch entry contradicts; republish watched passes."""
+    from models.passes import Event
+
+    events = [event_id] if event_id is not None else list(session.scalars(select(Event.id)))
+    for eid in events:
+        for trust in session.scalars(
+            select(TrustEntry).where(TrustEntry.event_id == eid, TrustEntry.active.is_(True))
+        ):
+            newer = session.scalars(
+                _active_watch(eid, now).where(
+                    WatchEntry.subject_index == trust.subject_index, WatchEntry.created_at > trust.created_at
+                )
+            ).first()
+            if newer is not None:
+                trust.active = False
+                trust.ended_reason = "watchlist_changed"
+        session.flush()
+        hotstate.after_commit_replace_watched(session, eid, watched_pass_ids(session, eid, now))
+
+
+def trust_subject(
+    session: Session,
+    event_id: int,
+    subject: str,
+    ring: int,
+    *,
+    source: str,
+    actor_id: int | None,
+    now: datetime,
+) -> TrustEntry:
+    existing = find_trust(session, event_id, subject, ring, now=now)
+    if existing is not None:
+        return existing
+    entry = TrustEntry(
+        event_id=event_id,
+        subject_index=subject,
+        ring=ring,
+        valid_until=now + timedelta(days=RULE_SET["trust_days"]),
+        source=source,
+        created_by_id=actor_id,
+        created_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def resolve_alert(
+    session: Session, actor: Actor, alert_id: int, *, cleared: bool, note: str, now: datetime | None = None
+) -> Alert:
+    """Officer decision on an alert. Clearing one about a subject trusts the subject for
+    the event and ring (repeat alerts of the same kind are then suppressed)."""
+    require_role(actor, "officer")
+    now = now or utcnow()
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound("预警不存在", code="alert_not_found")
+    if alert.status != AlertStatus.open:
+        raise Conflict("预警已处置", code="alert_resolved")
+    alert.status = AlertStatus.cleared if cleared else AlertStatus.confirmed
+    alert.resolved_by_id, alert.resolved_at, alert.note = actor.person_id, now, note
+    if cleared and alert.subject_index and alert.severity != "reject":
+        ring = _alert_ring(session, alert)
+        trust_subject(
+            session,
+            alert.event_id,
+            alert.subject_index,
+            ring,
+            source="officer_cleared",
+            actor_id=actor.person_id,
+            now=now,
+        )
+        rescreen(session, alert.event_id, now=now)
+    _audit(session, actor, "passes.alert." + alert.status.value, "pass_alert", alert.id, {"note": note})
+    return alert
+
+
+def _alert_ring(session: Session, alert: Alert) -> int:
+    if alert.application_id:
+        return session.get(Application, alert.application_id).ring
+    if alert.pass_id:
+        return session.get(PassCredential, alert.pass_id).ring
+    return 1
+
+
+def list_alerts(session: Session, actor: Actor, event_id: int, status: str | None) -> list[Alert]:
+    require_role(actor, "officer")
+    stmt = select(Alert).where(Alert.event_id == event_id)
+    if status:
+        stmt = stmt.where(Alert.status == AlertStatus(status))
+    return list(session.scalars(stmt.order_by(Alert.id.desc()).limit(200)))
+
+
+def _audit(session: Session, actor: Actor, action: str, obj_type: str, obj_id: int, data: dict) -> None:
+    session.add(
+        AuditEntry(
+            actor_id=actor.person_id, action=action, object_type=obj_type, object_id=str(obj_id), data=data
+        )
+    )

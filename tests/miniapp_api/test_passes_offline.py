@@ -1,0 +1,93 @@
+"""Offline gates over HTTP: bundle download (with deltas) and upload with conflicts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from models.passes import Alert, Passage
+from services.passes.offline_gate import OfflineGate
+from tests.helpers import Api, make_person, token_for, valid_id_number
+from tests.services.passes.builders import make_world, visitor_body
+
+
+def _setup(app, db, client):
+    world = make_world(db, app, datetime.now(UTC))
+    citizen = Api(client, token_for(db, make_person(db, "citizen")))
+    resp = citizen.post(f"/passes/events/{world.event.id}/applications", visitor_body(valid_id_number(70)))
+    return world, citizen, resp.get_json()["data"]["passes"][0]
+
+
+def test_bundle_verifies_offline_and_conflicting_uploads_are_reported(app, db, client):
+    world, _citizen, issued = _setup(app, db, client)
+    devices = {k: Api(client, t) for k, t in world.device_tokens.items()}
+    bundles = {k: devices[k].get("/passes/gate/bundle").get_json()["data"] for k in ("outer_in", "outer_in2")}
+    assert "id_number" not in str(bundles["outer_in"])
+    now = datetime.now(UTC)
+    east, west = OfflineGate(bundles["outer_in"]), OfflineGate(bundles["outer_in2"])
+    assert east.scan(issued["token"], nonce="east-0001", direction="in", now=now)["result"] == "ok"
+    assert (
+        west.scan(issued["token"], nonce="west-0001", direction="in", now=now + timedelta(minutes=3))[
+            "result"
+        ]
+        == "ok"
+    )
+
+    reports = []
+    for name, gate in (("outer_in", east), ("outer_in2", west)):
+        scans = [{**s, "qr": s["qr"]} for s in gate.pending]
+        resp = devices[name].post("/passes/gate/offline-scans", {"scans": scans})
+        assert resp.status_code == 200, resp.get_json()
+        reports.append(resp.get_json()["data"])
+    assert reports[0]["accepted"] == 1 and reports[0]["conflicts"] == []
+    conflict = reports[1]["conflicts"][0]
+    assert conflict["pass_id"] == issued["id"]
+    assert {conflict["first"]["nonce"], conflict["second"]["nonce"]} == {"east-0001", "west-0001"}
+    assert db.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "offline_conflict")) == 1
+
+    again = (
+        devices["outer_in2"].post("/passes/gate/offline-scans", {"scans": west.pending}).get_json()["data"]
+    )
+    assert again["duplicates"] == 1 and again["accepted"] == 0
+    assert db.scalar(select(func.count()).select_from(Passage)) == 2
+    assert db.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "offline_conflict")) == 1
+
+
+def test_revoked_pass_that_got_through_offline_raises_an_alert_and_delta_carries_it(app, db, client):
+    world, _citizen, issued = _setup(app, db, client)
+    device = Api(client, world.device_tokens["outer_in"])
+    bundle = device.get("/passes/gate/bundle").get_json()["data"]
+    version = bundle["revocations"]["version"]
+    officer = Api(client, world.officer_token)
+    assert officer.post(f"/passes/passes/{issued['id']}/revoke", {"reason": "冒用"}).status_code == 200
+    gate = OfflineGate(bundle)  # stale: does not know the revocation yet
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert gate.scan(issued["token"], nonce="stale-0001", direction="in", now=later)["result"] == "ok"
+    report = device.post("/passes/gate/offline-scans", {"scans": gate.pending}).get_json()["data"]
+    assert report["revoked_passed"][0]["pass_id"] == issued["id"]
+    assert db.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "revoked_passed")) == 1
+
+    delta = device.get(f"/passes/gate/bundle?since={version}").get_json()["data"]["revocations"]
+    assert delta["pass_ids"] == [issued["id"]]
+    gate.apply_delta(delta)
+    assert gate.verify(issued["token"], now=later)[1] == "revoked"
+
+
+def test_core_gate_bundle_fails_closed_by_default(app, db, client):
+    world = make_world(db, app, datetime.now(UTC))
+    from services.passes import events
+
+    device = make_person(db, "gate")
+    events.add_gate(
+        db,
+        world.officer,
+        world.event.id,
+        name="核心区南门",
+        ring=3,
+        direction="in",
+        device_person_id=device.id,
+    )
+    bundle = Api(client, token_for(db, device)).get("/passes/gate/bundle").get_json()["data"]
+    assert bundle["gate"]["fail_closed"] is True
+    assert OfflineGate(bundle).verify("ZZ1:ANY", now=datetime.now(UTC))[1] == "offline_closed"
