@@ -1,1 +1,3 @@
 """Imports every module that registers outbox handlers (``@job``)."""
+
+from jobs import permits  # noqa: F401
