@@ -93,3 +93,10 @@ def check_quantity(chem: Chemical, quantity: object, unit: str) -> None:
     if unit != chem.unit:
         msg = f"计量单位应为 {chem.unit}"
         raise ValidationFailed(msg, code="unit_mismatch", fields={"unit": msg})
+
+
+def qty(value: object) -> str:
+    """Quantities in signal inputs and messages: always three decimals."""
+    from decimal import Decimal
+
+    return f"{Decimal(str(value)):.3f}"

@@ -22,6 +22,7 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance
 from services.permits import catalogue, rules, signals, waybills
+from services.permits.catalogue import qty as fmt
 from services.permits.enterprises import member_roles, require_reader, site_of
 
 SIGN = {
@@ -79,7 +80,7 @@ def _apply_stock(session: Session, ev: LedgerEvent, kind: EventKind, qty: Decima
             signals.raise_signal(
                 session, ev.enterprise_id, "mass_balance", f"stream:{ev.site_id}:{ev.chemical_id}",
                 rule="盘点数与账面数差异超过容差（期初+入−出−用−销毁=期末）",
-                inputs={"book": str(book), "counted": str(qty), "variance": str(ev.variance), "event_id": ev.id},
+                inputs={"book": fmt(book), "counted": fmt(qty), "variance": fmt(ev.variance), "event_id": ev.id},
                 threshold={"tolerance_pct": cfg["tolerance_pct"]}, now=now,
             )
     else:

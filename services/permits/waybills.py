@@ -20,6 +20,7 @@ from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.permits.applications import Permit, PermitStatus, Purpose
 from models.permits.ledger import EventKind, LedgerEvent, Waybill, WaybillStatus
 from services.permits import rules, signals
+from services.permits.catalogue import qty
 from services.permits.enterprises import member_roles
 
 STEP_FIELD = {
@@ -104,7 +105,7 @@ def _check_agreement(session: Session, wb: Waybill, now: datetime) -> None:
         signals.raise_signal(
             session, ent_id, "waybill_mismatch", f"waybill:{wb.id}",
             rule="同一运单的发货、起运、到达、收货数量应在容差内一致",
-            inputs={"waybill": wb.number, **{k: str(v) for k, v in reported.items()}},
+            inputs={"waybill": wb.number, **{k: qty(v) for k, v in reported.items()}},
             threshold={"tolerance_pct": rules.RISK["waybill_mismatch"]["tolerance_pct"]}, now=now,
         )
 

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from models.permits.ledger import TripSegment
+from models.permits.risk import RiskSignal
+from services.permits import risk
+from tests.services.permits.factories import NOW
+
+DAY = datetime(2026, 11, 2, 0, 30, tzinfo=UTC)  # 08:30 Asia/Shanghai
+NIGHT = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)  # 23:00 Asia/Shanghai
+
+
+def _h(hours: float, minutes: int = 0) -> timedelta:
+    return timedelta(hours=hours, minutes=minutes)
+
+
+def test_five_hours_continuous_driving_by_day_is_fatigue():
+    blocks = risk.fatigue_violations([(DAY, DAY + _h(5))])
+    assert len(blocks) == 1 and not blocks[0].night and blocks[0].driving_minutes == 300
+
+
+def test_three_hours_fifty_with_a_25_minute_rest_is_not_fatigue():
+    first = (DAY, DAY + _h(2))
+    second = (DAY + _h(2, 25), DAY + _h(4, 15))  # 2 h + 1 h 50 min driving = 3 h 50 min
+    assert risk.fatigue_violations([first, second]) == []
+
+
+def test_a_ten_minute_stop_does_not_reset_the_clock():
+    first = (DAY, DAY + _h(2, 30))
+    second = (DAY + _h(2, 40), DAY + _h(4, 50))
+    assert len(risk.fatigue_violations([first, second])) == 1
+
+
+def test_two_and_a_half_hours_at_night_is_fatigue():
+    assert len(risk.fatigue_violations([(NIGHT, NIGHT + _h(2, 30))])) == 1
+    assert risk.fatigue_violations([(DAY, DAY + _h(2, 30))]) == []
+
+
+def test_fatigue_signal_is_explainable_and_raised_once(db, world):
+    db.add(TripSegment(enterprise_id=world.carrier.id, driver_id=world.driver.id, vehicle_id=world.vehicle.id,
+                       started_at=DAY - timedelta(days=1), ended_at=DAY - timedelta(days=1) + _h(5)))
+    db.flush()
+    assert risk.evaluate_fatigue(db, world.carrier.id, NOW - timedelta(days=7), NOW) == 1
+    risk.evaluate_fatigue(db, world.carrier.id, NOW - timedelta(days=7), NOW)
+    sigs = list(db.scalars(select(RiskSignal).where(RiskSignal.model == "fatigue_driving")))
+    assert len(sigs) == 1
+    sig = sigs[0]
+    assert sig.inputs["driving_minutes"] == 300 and sig.threshold["max_minutes"] == 240
+    assert sig.rule and sig.reevaluate_at > sig.evaluated_at
