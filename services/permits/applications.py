@@ -23,9 +23,11 @@ from services.permits import catalogue, instant_check, issuing, rules
 from services.permits.enterprises import get_enterprise, require_member, require_regulator
 
 
-def _window(start: date, end: date) -> None:
+def _window(start: date, end: date, now: datetime) -> None:
     if end < start:
         raise ValidationFailed("运输结束日期早于开始日期", code="invalid_window", fields={"window_end": "早于开始日期"})
+    if end < issuing.local_date(now):
+        raise ValidationFailed("运输期已过", code="window_in_past", fields={"window_end": "运输期已过"})
 
 
 def _record(session: Session, app: Application, res: instant_check.CheckResult) -> None:
@@ -95,7 +97,7 @@ def apply_transport(
         raise Forbidden("本企业不是该购买许可/备案的当事方", code="not_permit_party")
     chem = catalogue.chemical(session, purchase.chemical_id)
     catalogue.check_quantity(chem, quantity, unit)
-    _window(window_start, window_end)
+    _window(window_start, window_end, now)
     carrier = get_enterprise(session, carrier_enterprise_id)
     if carrier.kind != EnterpriseKind.carrier:
         raise ValidationFailed("承运企业类型应为运输企业", code="not_a_carrier", fields={"carrier_enterprise_id": "不是运输企业"})

@@ -1,0 +1,91 @@
+"""Applications (instant check), the regulator queue and public verification."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import Field
+
+from core.api import ANY, PUBLIC, Ctx
+from core.validation import Model
+from miniapp_api.permits import views
+from miniapp_api.permits.blueprint import bp
+from services.permits import applications, verify
+
+
+class PurchaseIn(Model):
+    enterprise_id: int
+    seller_enterprise_id: int
+    chemical_id: int
+    quantity: Decimal = Field(allow_inf_nan=False)
+    unit: str = Field(max_length=8)
+
+
+class TransportIn(Model):
+    enterprise_id: int
+    purchase_permit_id: int
+    carrier_enterprise_id: int
+    vehicle_id: int
+    plate: str = Field(max_length=16)
+    driver_id: int
+    escort_id: int | None = None
+    quantity: Decimal = Field(allow_inf_nan=False)
+    unit: str = Field(max_length=8)
+    window_start: date
+    window_end: date
+
+
+class DecisionIn(Model):
+    approve: bool
+    note: str = Field("", max_length=500)
+
+
+class TokenIn(Model):
+    token: str = Field(min_length=1, max_length=400)
+
+
+@bp.post("/applications/purchase", body=PurchaseIn, roles=ANY, idempotent=True, status=201)
+def apply_purchase(ctx: Ctx) -> dict:
+    """购买申请/备案：秒核通过即出证，第一类转监管审批"""
+    app, permit = applications.apply_purchase(
+        ctx.session, ctx.me, **ctx.body.model_dump(), kek=ctx.settings.signing_kek
+    )
+    return views.application(app, permit)
+
+
+@bp.post("/applications/transport", body=TransportIn, roles=ANY, idempotent=True, status=201)
+def apply_transport(ctx: Ctx) -> dict:
+    """运输申请/备案：智能秒核（车辆、驾驶员、许可剩余量、企业风险码）"""
+    app, permit = applications.apply_transport(
+        ctx.session, ctx.me, **ctx.body.model_dump(), kek=ctx.settings.signing_kek
+    )
+    return views.application(app, permit)
+
+
+@bp.get("/review-queue", roles=("regulator",))
+def review_queue(ctx: Ctx) -> list:
+    """待监管部门审批的申请（本辖区）"""
+    return [views.application(a, None) for a in applications.review_queue(ctx.session, ctx.me)]
+
+
+@bp.post("/applications/<int:application_id>/decision", body=DecisionIn, roles=("regulator",))
+def decide(ctx: Ctx, application_id: int) -> dict:
+    """监管部门审批（留痕）"""
+    app, permit = applications.decide(
+        ctx.session, ctx.me, application_id, approve=ctx.body.approve, note=ctx.body.note,
+        kek=ctx.settings.signing_kek,
+    )
+    return views.application(app, permit)
+
+
+@bp.get("/verify/<number>", roles=PUBLIC)
+def verify_number(ctx: Ctx, number: str) -> dict:
+    """公开核验：按证明编号"""
+    return verify.by_number(ctx.session, number)
+
+
+@bp.post("/verify", body=TokenIn, roles=PUBLIC)
+def verify_qr(ctx: Ctx) -> dict:
+    """公开核验：扫描二维码（签名令牌）"""
+    return verify.by_token(ctx.session, ctx.body.token)

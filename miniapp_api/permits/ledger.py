@@ -1,0 +1,81 @@
+"""Flow ledger events, corrections and waybills."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import AwareDatetime, Field
+
+from core.api import ANY, Ctx
+from core.validation import Model
+from miniapp_api.permits import views
+from miniapp_api.permits.blueprint import bp
+from services.permits import ledger, waybills
+
+
+class EventIn(Model):
+    kind: str
+    chemical_id: int
+    quantity: Decimal = Field(allow_inf_nan=False)
+    unit: str = Field(max_length=8)
+    idempotency_key: str = Field(min_length=1, max_length=128, description="客户端生成，重试时不变")
+    occurred_at: AwareDatetime | None = None
+    site_id: int | None = None
+    waybill_id: int | None = None
+
+
+class PageQuery(Model):
+    cursor: str | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class CorrectionIn(Model):
+    quantity: Decimal = Field(allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=500)
+    idempotency_key: str = Field(min_length=1, max_length=128)
+
+
+class WaybillIn(Model):
+    transport_permit_id: int
+    quantity: Decimal = Field(allow_inf_nan=False)
+    eta: datetime
+
+
+@bp.post("/enterprises/<int:enterprise_id>/events", body=EventIn, roles=ANY, idempotent=True, status=201)
+def file_event(ctx: Ctx, enterprise_id: int) -> dict:
+    """报送流向事件（同一幂等键只记一次）"""
+    ev, created = ledger.file_event(ctx.session, ctx.me, enterprise_id, **ctx.body.model_dump())
+    return {**views.event(ev), "created": created}
+
+
+@bp.get("/enterprises/<int:enterprise_id>/events", query=PageQuery, roles=ANY)
+def list_events(ctx: Ctx, enterprise_id: int) -> dict:
+    """企业流向台账（仅本企业成员与辖区监管部门）"""
+    rows, nxt = ledger.list_events(ctx.session, ctx.me, enterprise_id, cursor=ctx.query.cursor, limit=ctx.query.limit)
+    return {"items": [views.event(e) for e in rows], "next_cursor": nxt}
+
+
+@bp.post("/events/<int:event_id>/corrections", body=CorrectionIn, roles=ANY, idempotent=True, status=201)
+def request_correction(ctx: Ctx, event_id: int) -> dict:
+    """申请更正（新事件，待另一人审批）"""
+    return views.event(ledger.request_correction(ctx.session, ctx.me, event_id, **ctx.body.model_dump()))
+
+
+@bp.post("/events/<int:event_id>/approve", roles=ANY)
+def approve_correction(ctx: Ctx, event_id: int) -> dict:
+    """审批更正（须为另一名专管员）"""
+    return views.event(ledger.approve_correction(ctx.session, ctx.me, event_id))
+
+
+@bp.post("/waybills", body=WaybillIn, roles=ANY, idempotent=True, status=201)
+def create_waybill(ctx: Ctx) -> dict:
+    """开具运单（一单贯通）"""
+    b = ctx.body
+    return views.waybill(waybills.create(ctx.session, ctx.me, b.transport_permit_id, quantity=b.quantity, eta=b.eta))
+
+
+@bp.post("/waybills/<int:waybill_id>/close", roles=ANY)
+def close_waybill(ctx: Ctx, waybill_id: int) -> dict:
+    """运单三方闭环（收货企业专管员）"""
+    return views.waybill(waybills.close(ctx.session, ctx.me, waybill_id))
