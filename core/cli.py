@@ -63,8 +63,10 @@ def seed_demo() -> None:
 
 def register(app: Flask) -> None:
     from jobs.cli import jobs_cli
+    from services.permits.cli import permits_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(permits_cli)

@@ -8,9 +8,9 @@ from core.config import Settings
 
 
 def seed_all(session: Session, settings: Settings) -> list[str]:
-    from services.demo import foundation
+    from services.demo import foundation, permits
 
-    steps = [foundation.seed]
+    steps = [foundation.seed, permits.seed]
     report: list[str] = []
     for step in steps:
         report.extend(step(session, settings))
