@@ -73,7 +73,11 @@ def review_queue(ctx: Ctx) -> list:
 def decide(ctx: Ctx, application_id: int) -> dict:
     """监管部门审批（留痕）"""
     app, permit = applications.decide(
-        ctx.session, ctx.me, application_id, approve=ctx.body.approve, note=ctx.body.note,
+        ctx.session,
+        ctx.me,
+        application_id,
+        approve=ctx.body.approve,
+        note=ctx.body.note,
         kek=ctx.settings.signing_kek,
     )
     return views.application(app, permit)

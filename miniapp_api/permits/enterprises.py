@@ -65,7 +65,9 @@ def add_vehicle(ctx: Ctx, enterprise_id: int) -> dict:
     return {"id": v.id, "plate": v.plate}
 
 
-@bp.post("/enterprises/<int:enterprise_id>/credentials", body=CredentialIn, roles=ANY, idempotent=True, status=201)
+@bp.post(
+    "/enterprises/<int:enterprise_id>/credentials", body=CredentialIn, roles=ANY, idempotent=True, status=201
+)
 def add_credential(ctx: Ctx, enterprise_id: int) -> dict:
     """登记证照（车辆、驾驶员、押运员、企业许可/备案）"""
     c = credentials.add_credential(ctx.session, ctx.me, enterprise_id, **ctx.body.model_dump())
@@ -76,8 +78,15 @@ def add_credential(ctx: Ctx, enterprise_id: int) -> dict:
 def list_chemicals(ctx: Ctx) -> list:
     """易制毒化学品目录（含目录日期）"""
     return [
-        {"id": c.id, "cas": c.cas, "name": c.name_zh, "name_en": c.name_en, "category": c.category,
-         "unit": c.unit, "catalogue_date": c.catalogue_date.isoformat()}
+        {
+            "id": c.id,
+            "cas": c.cas,
+            "name": c.name_zh,
+            "name_en": c.name_en,
+            "category": c.category,
+            "unit": c.unit,
+            "catalogue_date": c.catalogue_date.isoformat(),
+        }
         for c in catalogue.list_active(ctx.session)
     ]
 

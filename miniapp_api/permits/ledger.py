@@ -52,7 +52,9 @@ def file_event(ctx: Ctx, enterprise_id: int) -> dict:
 @bp.get("/enterprises/<int:enterprise_id>/events", query=PageQuery, roles=ANY)
 def list_events(ctx: Ctx, enterprise_id: int) -> dict:
     """企业流向台账（仅本企业成员与辖区监管部门）"""
-    rows, nxt = ledger.list_events(ctx.session, ctx.me, enterprise_id, cursor=ctx.query.cursor, limit=ctx.query.limit)
+    rows, nxt = ledger.list_events(
+        ctx.session, ctx.me, enterprise_id, cursor=ctx.query.cursor, limit=ctx.query.limit
+    )
     return {"items": [views.event(e) for e in rows], "next_cursor": nxt}
 
 
@@ -72,7 +74,9 @@ def approve_correction(ctx: Ctx, event_id: int) -> dict:
 def create_waybill(ctx: Ctx) -> dict:
     """开具运单（一单贯通）"""
     b = ctx.body
-    return views.waybill(waybills.create(ctx.session, ctx.me, b.transport_permit_id, quantity=b.quantity, eta=b.eta))
+    return views.waybill(
+        waybills.create(ctx.session, ctx.me, b.transport_permit_id, quantity=b.quantity, eta=b.eta)
+    )
 
 
 @bp.post("/waybills/<int:waybill_id>/close", roles=ANY)

@@ -27,7 +27,9 @@ def risk_code(ctx: Ctx, enterprise_id: int) -> dict:
     """三色码及其依据（规则、输入、阈值、复评时间）"""
     require_reader(ctx.session, ctx.me, enterprise_id)
     rows = ctx.session.scalars(
-        select(RiskSignal).where(RiskSignal.enterprise_id == enterprise_id, RiskSignal.status == SignalStatus.open)
+        select(RiskSignal).where(
+            RiskSignal.enterprise_id == enterprise_id, RiskSignal.status == SignalStatus.open
+        )
     )
     return {
         "colour": risk_colour.enterprise_colour(ctx.session, enterprise_id),

@@ -56,7 +56,10 @@ def event(ev: LedgerEvent) -> dict[str, Any]:
 
 
 def waybill(wb: Waybill) -> dict[str, Any]:
-    q = {f: None if getattr(wb, f) is None else str(getattr(wb, f)) for f in ("shipped", "departed", "arrived", "received")}
+    q = {
+        f: None if getattr(wb, f) is None else str(getattr(wb, f))
+        for f in ("shipped", "departed", "arrived", "received")
+    }
     return {"id": wb.id, "number": wb.number, "status": wb.status.value, "planned": str(wb.planned), **q}
 
 

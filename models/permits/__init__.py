@@ -2,11 +2,11 @@
 
 from models.permits.applications import Application, Permit, PermitCredential
 from models.permits.catalogue import Chemical
+from models.permits.credentials import Credential
 from models.permits.enterprises import Enterprise, Member, Site, Vehicle
 from models.permits.ledger import LedgerEvent, StockBalance, TripSegment, Waybill
 from models.permits.ratings import StarRating
 from models.permits.risk import RiskSignal, Warning
-from models.permits.credentials import Credential
 
 __all__ = [
     "Application",

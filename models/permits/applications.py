@@ -110,4 +110,6 @@ class PermitCredential(Base):
     __tablename__ = "permit_permit_credentials"
 
     permit_id: Mapped[int] = mapped_column(ForeignKey("permit_permits.id"), primary_key=True)
-    credential_id: Mapped[int] = mapped_column(ForeignKey("permit_credentials.id"), primary_key=True, index=True)
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("permit_credentials.id"), primary_key=True, index=True
+    )

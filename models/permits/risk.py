@@ -54,7 +54,7 @@ class RiskSignal(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Warning(Base):  # noqa: A001 - the domain word (预警)
+class Warning(Base):
     __tablename__ = "permit_warnings"
     __table_args__ = (Index("ix_permit_warnings_status_due", "status", "due_at"),)
 

@@ -6,7 +6,8 @@ seed: the producer makes toluene daily, sells weekly to the trader, who sells we
 the user; every delivery has a purchase filing, a transport filing, a waybill closed by
 all three parties and a 2-hour trip. Planted anomalies (``PLANTED``) and the colour each
 enterprise shows afterwards (``EXPECTED_COLOURS``) are documented here and tested.
-Idempotent: a second run finds the producer and changes nothing.
+Idempotent: a second run finds the producer and changes nothing. Manager logins:
+ent_producer / ent_trader / ent_user / ent_carrier, password ``DEMO_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -44,14 +45,19 @@ ENTERPRISES = [
     ("user", "乌镇丙制药有限公司", "user", "330483101", "ent_user"),
     ("carrier", "桐乡丁危险货物运输有限公司", "carrier", "330483001", "ent_carrier"),
 ]
-DEMO_PASSWORD = "Enterprise@2026"
+DEMO_PASSWORD = "Enterprise@2026"  # noqa: S105 - demo accounts only
 
 #: (enterprise, risk model, signal severity, how it is planted)
 PLANTED = [
     ("producer", "production_surge", "yellow", "last 7 days 500 kg/day against 100 kg/day before"),
     ("trader", "mass_balance", "yellow", "stocktake yesterday counts 10% below the book"),
     ("user", "consumption_anomaly", "yellow", "last 7 days 150 kg/day against 30 kg/day before"),
-    ("user", "cumulative_purchase", "yellow", "2,000 kg bought directly from the producer on top of the trader"),
+    (
+        "user",
+        "cumulative_purchase",
+        "yellow",
+        "2,000 kg bought directly from the producer on top of the trader",
+    ),
     ("carrier", "fatigue_driving", "yellow", "5 h continuous daytime driving 3 days ago"),
     ("carrier", "credential_lapse", "red", "vehicle 2 driven 5 days ago, inspection expired 10 days ago"),
 ]
@@ -86,16 +92,28 @@ class _Demo:
         for i, (key, name, kind, org_code, username) in enumerate(ENTERPRISES, start=1):
             org = org_by_code(self.s, org_code)
             mgr = add_person(self.s, f"{name[2:4]}专管员", org_code, self.rng)
-            self.s.add(StaffLogin(person_id=mgr.id, username=username, password_hash=hash_password(DEMO_PASSWORD)))
+            self.s.add(
+                StaffLogin(person_id=mgr.id, username=username, password_hash=hash_password(DEMO_PASSWORD))
+            )
             self.s.flush()
             ent = enterprises.register(
-                self.s, self.actor(mgr), name=name, uscc=_uscc(i), kind=kind,
-                org_unit_id=org.id if org else None, sites=["一号仓库"],
+                self.s,
+                self.actor(mgr),
+                name=name,
+                uscc=_uscc(i),
+                kind=kind,
+                org_unit_id=org.id if org else None,
+                sites=["一号仓库"],
             )
             for cat in (2, 3):
                 credentials.add_credential(
-                    self.s, self.actor(mgr), ent.id, kind="enterprise_licence", number=f"(浙)3J{i}{cat}0001",
-                    valid_until=today + timedelta(days=400), category=cat,
+                    self.s,
+                    self.actor(mgr),
+                    ent.id,
+                    kind="enterprise_licence",
+                    number=f"(浙)3J{i}{cat}0001",
+                    valid_until=today + timedelta(days=400),
+                    category=cat,
                 )
             self.ent[key], self.mgr[key] = ent, mgr
 
@@ -117,8 +135,14 @@ class _Demo:
                 ("driver_qualification", today + timedelta(days=dq_days), None, driver.id),
             ):
                 credentials.add_credential(
-                    self.s, cm, cid, kind=kind, number=f"{kind[:3].upper()}-{n}", valid_until=until,
-                    vehicle_id=vid, person_id=pid,
+                    self.s,
+                    cm,
+                    cid,
+                    kind=kind,
+                    number=f"{kind[:3].upper()}-{n}",
+                    valid_until=until,
+                    vehicle_id=vid,
+                    person_id=pid,
                 )
             self.drivers.append(driver)
             self.vehicles.append(vehicle)
@@ -126,16 +150,30 @@ class _Demo:
     def event(self, who: str, kind: str, qty: float, day: int, hour: int = 0, waybill_id=None, person=None):
         when = self.at(day, hour)
         ledger.file_event(
-            self.s, self.actor(person or self.mgr[who]), self.ent[who].id, kind=kind, chemical_id=self.chem.id,
-            quantity=Decimal(str(qty)), unit="kg", idempotency_key=self.key(), occurred_at=when,
-            waybill_id=waybill_id, now=when,
+            self.s,
+            self.actor(person or self.mgr[who]),
+            self.ent[who].id,
+            kind=kind,
+            chemical_id=self.chem.id,
+            quantity=Decimal(str(qty)),
+            unit="kg",
+            idempotency_key=self.key(),
+            occurred_at=when,
+            waybill_id=waybill_id,
+            now=when,
         )
 
     def purchase(self, buyer: str, seller: str, qty: int, day: int):
         _app, permit = applications.apply_purchase(
-            self.s, self.actor(self.mgr[buyer]), enterprise_id=self.ent[buyer].id,
-            seller_enterprise_id=self.ent[seller].id, chemical_id=self.chem.id, quantity=Decimal(qty),
-            unit="kg", kek=self.kek, now=self.at(day),
+            self.s,
+            self.actor(self.mgr[buyer]),
+            enterprise_id=self.ent[buyer].id,
+            seller_enterprise_id=self.ent[seller].id,
+            chemical_id=self.chem.id,
+            quantity=Decimal(qty),
+            unit="kg",
+            kek=self.kek,
+            now=self.at(day),
         )
         return permit
 
@@ -144,12 +182,25 @@ class _Demo:
         when = self.at(day, 1)
         d = local_date(when)
         _app, tp = applications.apply_transport(
-            self.s, self.actor(self.mgr[buyer]), enterprise_id=self.ent[buyer].id, purchase_permit_id=pp.id,
-            carrier_enterprise_id=self.ent["carrier"].id, vehicle_id=self.vehicles[0].id,
-            plate=self.vehicles[0].plate, driver_id=self.drivers[n].id, escort_id=None, quantity=Decimal(qty),
-            unit="kg", window_start=d, window_end=d + timedelta(days=1), kek=self.kek, now=when,
+            self.s,
+            self.actor(self.mgr[buyer]),
+            enterprise_id=self.ent[buyer].id,
+            purchase_permit_id=pp.id,
+            carrier_enterprise_id=self.ent["carrier"].id,
+            vehicle_id=self.vehicles[0].id,
+            plate=self.vehicles[0].plate,
+            driver_id=self.drivers[n].id,
+            escort_id=None,
+            quantity=Decimal(qty),
+            unit="kg",
+            window_start=d,
+            window_end=d + timedelta(days=1),
+            kek=self.kek,
+            now=when,
         )
-        wb = waybills.create(self.s, self.actor(self.mgr[seller]), tp.id, quantity=Decimal(qty), eta=self.at(day, 4))
+        wb = waybills.create(
+            self.s, self.actor(self.mgr[seller]), tp.id, quantity=Decimal(qty), eta=self.at(day, 4)
+        )
         self.event(seller, "ship", qty, day, 1, wb.id)
         self.event("carrier", "depart", qty, day, 1, wb.id, person=self.drivers[n])
         self.trip(n, 0, day, 1, 2)
@@ -159,10 +210,15 @@ class _Demo:
 
     def trip(self, driver: int, vehicle: int, day: int, hour: float, hours: float) -> None:
         start = self.at(day) + timedelta(hours=hour)
-        self.s.add(TripSegment(
-            enterprise_id=self.ent["carrier"].id, driver_id=self.drivers[driver].id,
-            vehicle_id=self.vehicles[vehicle].id, started_at=start, ended_at=start + timedelta(hours=hours),
-        ))
+        self.s.add(
+            TripSegment(
+                enterprise_id=self.ent["carrier"].id,
+                driver_id=self.drivers[driver].id,
+                vehicle_id=self.vehicles[vehicle].id,
+                started_at=start,
+                ended_at=start + timedelta(hours=hours),
+            )
+        )
 
     def flows(self) -> None:
         trader_pp = self.purchase("trader", "producer", 300 * 13, -DAYS)
@@ -182,7 +238,9 @@ class _Demo:
         book = self._book("trader")
         self.event("trader", "stocktake", float(book * Decimal("0.9")), -1, 6)
         # A 08:30 (Asia/Shanghai) start: daytime rules apply.
-        start_hour = (24 + 8.5 - self.at(-3).astimezone(risk.TZ).hour - self.at(-3).astimezone(risk.TZ).minute / 60) % 24
+        start_hour = (
+            24 + 8.5 - self.at(-3).astimezone(risk.TZ).hour - self.at(-3).astimezone(risk.TZ).minute / 60
+        ) % 24
         self.trip(1, 0, -3, start_hour, 5)
         self.trip(0, 1, -5, 2, 1.5)
         self.s.flush()
@@ -190,7 +248,9 @@ class _Demo:
     def _book(self, who: str) -> Decimal:
         from models.permits.ledger import StockBalance
 
-        return Decimal(self.s.scalar(select(StockBalance.quantity).where(StockBalance.enterprise_id == self.ent[who].id)))
+        return Decimal(
+            self.s.scalar(select(StockBalance.quantity).where(StockBalance.enterprise_id == self.ent[who].id))
+        )
 
 
 def _load_catalogue(session: Session, today: date) -> int:
@@ -214,4 +274,7 @@ def seed(session: Session, settings: Settings, now: datetime | None = None) -> l
     for ent in demo.ent.values():
         risk.evaluate_enterprise(session, ent.id, now)
     session.flush()
-    return [f"permits: catalogue +{added}, 4 enterprises, {demo.keys} ledger events, {len(PLANTED)} planted anomalies"]
+    return [
+        f"permits: catalogue +{added}, 4 enterprises, {demo.keys} ledger events, "
+        f"{len(PLANTED)} planted anomalies"
+    ]

@@ -25,7 +25,9 @@ from services.permits.enterprises import get_enterprise, require_member, require
 
 def _window(start: date, end: date, now: datetime) -> None:
     if end < start:
-        raise ValidationFailed("运输结束日期早于开始日期", code="invalid_window", fields={"window_end": "早于开始日期"})
+        raise ValidationFailed(
+            "运输结束日期早于开始日期", code="invalid_window", fields={"window_end": "早于开始日期"}
+        )
     if end < issuing.local_date(now):
         raise ValidationFailed("运输期已过", code="window_in_past", fields={"window_end": "运输期已过"})
 
@@ -42,8 +44,10 @@ def _record(session: Session, app: Application, res: instant_check.CheckResult) 
     session.flush()
     session.add(
         AuditEntry(
-            actor_id=app.applicant_id, action=f"application.{app.status.value}",
-            object_type="permit_application", object_id=str(app.id),
+            actor_id=app.applicant_id,
+            action=f"application.{app.status.value}",
+            object_type="permit_application",
+            object_id=str(app.id),
             data={"reasons": app.reasons, "rules_version": rules.VERSION},
         )
     )
@@ -61,7 +65,11 @@ def _finish(
             details={"application_id": app.id, "reasons": res.failures},
             keep_changes=True,
         )
-    permit = issuing.issue(session, app, res.credentials, kek, now) if app.status == ApplicationStatus.issued else None
+    permit = (
+        issuing.issue(session, app, res.credentials, kek, now)
+        if app.status == ApplicationStatus.issued
+        else None
+    )
     return app, permit
 
 
@@ -100,22 +108,44 @@ def apply_transport(
     _window(window_start, window_end, now)
     carrier = get_enterprise(session, carrier_enterprise_id)
     if carrier.kind != EnterpriseKind.carrier:
-        raise ValidationFailed("承运企业类型应为运输企业", code="not_a_carrier", fields={"carrier_enterprise_id": "不是运输企业"})
+        raise ValidationFailed(
+            "承运企业类型应为运输企业", code="not_a_carrier", fields={"carrier_enterprise_id": "不是运输企业"}
+        )
     vehicle = session.get(Vehicle, vehicle_id)
     if vehicle is None or vehicle.enterprise_id != carrier.id:
         msg = "车辆及其证照不属于承运企业"
         raise ValidationFailed(msg, code="credential_not_owned", fields={"vehicle_id": msg})
     res = instant_check.check_transport(
-        session, applicant=applicant, carrier=carrier, purchase=purchase, chem=chem, vehicle=vehicle,
-        plate=plate, driver_id=driver_id, escort_id=escort_id, quantity=Decimal(str(quantity)),
-        start=window_start, end=window_end,
+        session,
+        applicant=applicant,
+        carrier=carrier,
+        purchase=purchase,
+        chem=chem,
+        vehicle=vehicle,
+        plate=plate,
+        driver_id=driver_id,
+        escort_id=escort_id,
+        quantity=Decimal(str(quantity)),
+        start=window_start,
+        end=window_end,
     )
     app = Application(
-        purpose=Purpose.transport, enterprise_id=applicant.id, applicant_id=actor.person_id,
-        chemical_id=chem.id, quantity=Decimal(str(quantity)), unit=unit,
-        seller_enterprise_id=purchase.seller_enterprise_id, carrier_enterprise_id=carrier.id,
-        purchase_permit_id=purchase.id, vehicle_id=vehicle.id, driver_id=driver_id, escort_id=escort_id,
-        plate=plate, window_start=window_start, window_end=window_end, created_at=now,
+        purpose=Purpose.transport,
+        enterprise_id=applicant.id,
+        applicant_id=actor.person_id,
+        chemical_id=chem.id,
+        quantity=Decimal(str(quantity)),
+        unit=unit,
+        seller_enterprise_id=purchase.seller_enterprise_id,
+        carrier_enterprise_id=carrier.id,
+        purchase_permit_id=purchase.id,
+        vehicle_id=vehicle.id,
+        driver_id=driver_id,
+        escort_id=escort_id,
+        plate=plate,
+        window_start=window_start,
+        window_end=window_end,
+        created_at=now,
     )
     return _finish(session, app, res, kek, now)
 
@@ -139,13 +169,22 @@ def apply_purchase(
     catalogue.check_quantity(chem, quantity, unit)
     seller = get_enterprise(session, seller_enterprise_id)
     if seller.id == buyer.id:
-        raise ValidationFailed("销售企业不能是本企业", code="seller_is_buyer", fields={"seller_enterprise_id": "不能是本企业"})
+        raise ValidationFailed(
+            "销售企业不能是本企业", code="seller_is_buyer", fields={"seller_enterprise_id": "不能是本企业"}
+        )
     today = issuing.local_date(now)
     res = instant_check.check_purchase(session, buyer=buyer, seller=seller, chem=chem, on=today)
     app = Application(
-        purpose=Purpose.purchase, enterprise_id=buyer.id, applicant_id=actor.person_id,
-        chemical_id=chem.id, quantity=Decimal(str(quantity)), unit=unit, seller_enterprise_id=seller.id,
-        window_start=today, window_end=today, created_at=now,
+        purpose=Purpose.purchase,
+        enterprise_id=buyer.id,
+        applicant_id=actor.person_id,
+        chemical_id=chem.id,
+        quantity=Decimal(str(quantity)),
+        unit=unit,
+        seller_enterprise_id=seller.id,
+        window_start=today,
+        window_end=today,
+        created_at=now,
     )
     return _finish(session, app, res, kek, now)
 
@@ -153,7 +192,9 @@ def apply_purchase(
 def review_queue(session: Session, actor: Actor) -> list[Application]:
     """Applications waiting for a regulator whose jurisdiction covers the enterprise."""
     rows = session.scalars(
-        select(Application).where(Application.status == ApplicationStatus.pending_review).order_by(Application.id)
+        select(Application)
+        .where(Application.status == ApplicationStatus.pending_review)
+        .order_by(Application.id)
     )
     out = []
     for app in rows:
@@ -166,7 +207,13 @@ def review_queue(session: Session, actor: Actor) -> list[Application]:
 
 
 def decide(
-    session: Session, actor: Actor, application_id: int, *, approve: bool, note: str, kek: bytes,
+    session: Session,
+    actor: Actor,
+    application_id: int,
+    *,
+    approve: bool,
+    note: str,
+    kek: bytes,
     now: datetime | None = None,
 ) -> tuple[Application, Permit | None]:
     """A regulator approves (permit issued) or rejects a queued application; audited."""
@@ -181,8 +228,11 @@ def decide(
     app.decided_by_id, app.decision_note, app.decided_at = actor.person_id, note, now
     session.add(
         AuditEntry(
-            actor_id=actor.person_id, action=f"application.{app.status.value}",
-            object_type="permit_application", object_id=str(app.id), data={"note": note},
+            actor_id=actor.person_id,
+            action=f"application.{app.status.value}",
+            object_type="permit_application",
+            object_id=str(app.id),
+            data={"note": note},
         )
     )
     session.flush()

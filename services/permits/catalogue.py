@@ -38,7 +38,8 @@ def import_rows(session: Session, rows: list[dict[str, str]], as_of: date) -> di
         category = (row.get("category") or "").strip()
         if not cas_valid(cas) or category not in ("1", "2", "3") or not (row.get("name_zh") or "").strip():
             raise ValidationFailed(
-                f"目录第 {line_no} 行无效（类别、名称或 CAS 号）", code="invalid_catalogue_row",
+                f"目录第 {line_no} 行无效（类别、名称或 CAS 号）",
+                code="invalid_catalogue_row",
                 fields={"file": f"第 {line_no} 行"},
             )
         parsed.append((cas, int(category), row))
@@ -71,13 +72,17 @@ def chemical(session: Session, chemical_id: int) -> Chemical:
     chem = session.get(Chemical, chemical_id)
     if chem is None or not chem.active:
         raise ValidationFailed(
-            "化学品不在易制毒化学品目录中", code="unknown_chemical", fields={"chemical_id": "目录中无此化学品"}
+            "化学品不在易制毒化学品目录中",
+            code="unknown_chemical",
+            fields={"chemical_id": "目录中无此化学品"},
         )
     return chem
 
 
 def list_active(session: Session) -> list[Chemical]:
-    return list(session.scalars(select(Chemical).where(Chemical.active).order_by(Chemical.category, Chemical.id)))
+    return list(
+        session.scalars(select(Chemical).where(Chemical.active).order_by(Chemical.category, Chemical.id))
+    )
 
 
 def check_quantity(chem: Chemical, quantity: object, unit: str) -> None:

@@ -28,7 +28,9 @@ def _unit_of_work(fn):
 
 @permits_cli.command("import-catalogue")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None, help="目录日期（默认今天）")
+@click.option(
+    "--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None, help="目录日期（默认今天）"
+)
 def import_catalogue(file: str, as_of) -> None:
     """Import the chemical catalogue CSV (category,name_zh,name_en,cas,note) dated AS_OF."""
     from core.db import utcnow
@@ -36,7 +38,10 @@ def import_catalogue(file: str, as_of) -> None:
 
     day: date = as_of.date() if as_of else issuing.local_date(utcnow())
     report = _unit_of_work(lambda s: catalogue.import_file(s, file, day))
-    click.echo(f"catalogue {day}: {report['added']} added, {report['updated']} updated, {report['deactivated']} deactivated")
+    click.echo(
+        f"catalogue {day}: {report['added']} added, {report['updated']} updated, "
+        f"{report['deactivated']} deactivated"
+    )
 
 
 @permits_cli.command("daily")

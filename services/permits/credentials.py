@@ -76,16 +76,23 @@ def add_credential(
         plate = vehicle.plate
     elif ckind in PERSON_KINDS:
         if person_id is None or not any(
-            is_member(session, enterprise_id, person_id, r) for r in ("driver", "manager", "warehouse", "sales")
+            is_member(session, enterprise_id, person_id, r)
+            for r in ("driver", "manager", "warehouse", "sales")
         ):
             raise _not_owned("person_id")
     elif category not in (1, 2, 3):
         raise ValidationFailed(code="invalid_category", fields={"category": "类别应为1、2或3"})
     cred = Credential(
-        enterprise_id=enterprise_id, kind=ckind, number=number, vehicle_id=vehicle_id if plate else None,
-        person_id=person_id if ckind in PERSON_KINDS else None, plate=plate,
+        enterprise_id=enterprise_id,
+        kind=ckind,
+        number=number,
+        vehicle_id=vehicle_id if plate else None,
+        person_id=person_id if ckind in PERSON_KINDS else None,
+        plate=plate,
         category=category if ckind == CredentialKind.enterprise_licence else None,
-        scope=scope, valid_from=valid_from, valid_until=valid_until,
+        scope=scope,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
     session.add(cred)
     session.flush()
@@ -121,7 +128,9 @@ def apply_expiry(session: Session, today: date) -> dict[str, int]:
     """
     creds = list(
         session.scalars(
-            select(Credential).where(Credential.status == CredentialStatus.active, Credential.valid_until < today)
+            select(Credential).where(
+                Credential.status == CredentialStatus.active, Credential.valid_until < today
+            )
         )
     )
     flagged = 0
@@ -137,7 +146,9 @@ def apply_expiry(session: Session, today: date) -> dict[str, int]:
             flagged += 1
         text = f"证照 {cred.number} 已于 {cred.valid_until} 到期，相关新申请将被拦截"
         outbox.add(
-            session, NOTIFY_JOB, {"enterprise_id": cred.enterprise_id, "text": text},
+            session,
+            NOTIFY_JOB,
+            {"enterprise_id": cred.enterprise_id, "text": text},
             dedup_key=f"expired:{cred.id}",
         )
     session.flush()

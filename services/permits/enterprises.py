@@ -150,7 +150,9 @@ def site_of(session: Session, enterprise_id: int, site_id: int | None) -> Site:
     stmt = select(Site).where(Site.enterprise_id == enterprise_id)
     site = session.scalar(stmt.where(Site.id == site_id) if site_id else stmt.order_by(Site.id))
     if site is None:
-        raise ValidationFailed("场所不属于本企业", code="site_not_owned", fields={"site_id": "场所不属于本企业"})
+        raise ValidationFailed(
+            "场所不属于本企业", code="site_not_owned", fields={"site_id": "场所不属于本企业"}
+        )
     return site
 
 

@@ -74,7 +74,9 @@ def _check_enterprise(session: Session, res: CheckResult, ent: Enterprise, chem:
     if colour == "red":
         res.fail("enterprise_red_coded", f"{ent.name} 当前为红码，暂停办理")
     elif colour == "yellow":
-        res.review.append({"code": "enterprise_yellow_coded", "message": f"{ent.name} 当前为黄码，转人工审核"})
+        res.review.append(
+            {"code": "enterprise_yellow_coded", "message": f"{ent.name} 当前为黄码，转人工审核"}
+        )
     lic = _latest(session, CredentialKind.enterprise_licence, enterprise_id=ent.id, category=chem.category)
     if lic is None or lic.status == CredentialStatus.expired or lic.valid_until < on:
         res.fail("licence_not_covering", f"{ent.name} 无有效的第{chem.category}类易制毒化学品许可/备案")
@@ -107,12 +109,18 @@ def check_transport(
 ) -> CheckResult:
     res = CheckResult()
     reg = _require_valid(
-        res, _latest(session, CredentialKind.vehicle_registration, vehicle_id=vehicle.id),
-        CredentialKind.vehicle_registration, start, end,
+        res,
+        _latest(session, CredentialKind.vehicle_registration, vehicle_id=vehicle.id),
+        CredentialKind.vehicle_registration,
+        start,
+        end,
     )
     rtc = _require_valid(
-        res, _latest(session, CredentialKind.road_transport, vehicle_id=vehicle.id),
-        CredentialKind.road_transport, start, end,
+        res,
+        _latest(session, CredentialKind.road_transport, vehicle_id=vehicle.id),
+        CredentialKind.road_transport,
+        start,
+        end,
     )
     plates = {vehicle.plate} | {c.plate for c in (reg, rtc) if c is not None and c.plate}
     if plates != {plate}:
@@ -132,7 +140,8 @@ def check_transport(
     if quantity > purchase.remaining:
         res.fail(
             "quantity_over_permit",
-            f"运输数量 {quantity} {purchase.unit} 超过购买许可/备案剩余量 {purchase.remaining} {purchase.unit}",
+            f"运输数量 {quantity} {purchase.unit} 超过购买许可/备案剩余量 "
+            f"{purchase.remaining} {purchase.unit}",
         )
     _check_category(res, "transport", chem)
     return res
@@ -147,6 +156,8 @@ def check_purchase(
     if seller.status == EnterpriseStatus.suspended:
         res.fail("seller_suspended", f"销售企业 {seller.name} 已被暂停业务")
     if lic is None or lic.status == CredentialStatus.expired or lic.valid_until < on:
-        res.fail("seller_licence_not_covering", f"销售企业 {seller.name} 无有效的第{chem.category}类许可/备案")
+        res.fail(
+            "seller_licence_not_covering", f"销售企业 {seller.name} 无有效的第{chem.category}类许可/备案"
+        )
     _check_category(res, "purchase", chem)
     return res

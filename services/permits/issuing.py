@@ -61,21 +61,32 @@ def _validity(session: Session, app: Application, category: int, now: datetime) 
     return today, today + timedelta(days=days - 1), rule.single_use
 
 
-def issue(
-    session: Session, app: Application, credential_ids: list[int], kek: bytes, now: datetime
-) -> Permit:
+def issue(session: Session, app: Application, credential_ids: list[int], kek: bytes, now: datetime) -> Permit:
     """Create the permit for ``app`` and queue its certificate (dedup ``permit-cert:{id}``)."""
     chem = session.get(Chemical, app.chemical_id)
     rule = rules.purpose_rule(app.purpose.value, chem.category)
     valid_from, valid_until, single_use = _validity(session, app, chem.category, now)
     permit = Permit(
-        number="pending", purpose=app.purpose, form=PermitForm(rule.form), application_id=app.id,
-        enterprise_id=app.enterprise_id, seller_enterprise_id=app.seller_enterprise_id,
-        carrier_enterprise_id=app.carrier_enterprise_id, purchase_permit_id=app.purchase_permit_id,
-        chemical_id=chem.id, quantity=app.quantity, remaining=app.quantity, unit=app.unit,
-        vehicle_id=app.vehicle_id, driver_id=app.driver_id, valid_from=valid_from,
-        valid_until=valid_until, single_use=single_use, issuing_authority=rules.ISSUING_AUTHORITY,
-        token="", issued_at=now,
+        number="pending",
+        purpose=app.purpose,
+        form=PermitForm(rule.form),
+        application_id=app.id,
+        enterprise_id=app.enterprise_id,
+        seller_enterprise_id=app.seller_enterprise_id,
+        carrier_enterprise_id=app.carrier_enterprise_id,
+        purchase_permit_id=app.purchase_permit_id,
+        chemical_id=chem.id,
+        quantity=app.quantity,
+        remaining=app.quantity,
+        unit=app.unit,
+        vehicle_id=app.vehicle_id,
+        driver_id=app.driver_id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        single_use=single_use,
+        issuing_authority=rules.ISSUING_AUTHORITY,
+        token="",
+        issued_at=now,
     )
     session.add(permit)
     session.flush()

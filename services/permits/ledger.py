@@ -26,25 +26,41 @@ from services.permits.catalogue import qty as fmt
 from services.permits.enterprises import member_roles, require_reader, site_of
 
 SIGN = {
-    EventKind.produce: 1, EventKind.receive: 1, EventKind.ship: -1,
-    EventKind.consume: -1, EventKind.destroy: -1,
+    EventKind.produce: 1,
+    EventKind.receive: 1,
+    EventKind.ship: -1,
+    EventKind.consume: -1,
+    EventKind.destroy: -1,
 }
 ROLES = {
-    EventKind.produce: {"manager", "warehouse"}, EventKind.receive: {"manager", "warehouse"},
-    EventKind.ship: {"manager", "warehouse", "sales"}, EventKind.consume: {"manager", "warehouse"},
-    EventKind.destroy: {"manager", "warehouse"}, EventKind.stocktake: {"manager", "warehouse"},
-    EventKind.depart: {"manager", "driver"}, EventKind.arrive: {"manager", "driver"},
+    EventKind.produce: {"manager", "warehouse"},
+    EventKind.receive: {"manager", "warehouse"},
+    EventKind.ship: {"manager", "warehouse", "sales"},
+    EventKind.consume: {"manager", "warehouse"},
+    EventKind.destroy: {"manager", "warehouse"},
+    EventKind.stocktake: {"manager", "warehouse"},
+    EventKind.depart: {"manager", "driver"},
+    EventKind.arrive: {"manager", "driver"},
 }
 TRANSIT = (EventKind.depart, EventKind.arrive)
 
 
-def _same(ev: LedgerEvent, kind: EventKind, chemical_id: int, quantity: Decimal, waybill_id: int | None) -> bool:
-    return ev.kind == kind and ev.chemical_id == chemical_id and ev.quantity == quantity and ev.waybill_id == waybill_id
+def _same(
+    ev: LedgerEvent, kind: EventKind, chemical_id: int, quantity: Decimal, waybill_id: int | None
+) -> bool:
+    return (
+        ev.kind == kind
+        and ev.chemical_id == chemical_id
+        and ev.quantity == quantity
+        and ev.waybill_id == waybill_id
+    )
 
 
 def _existing(session: Session, enterprise_id: int, key: str) -> LedgerEvent | None:
     return session.scalar(
-        select(LedgerEvent).where(LedgerEvent.enterprise_id == enterprise_id, LedgerEvent.idempotency_key == key)
+        select(LedgerEvent).where(
+            LedgerEvent.enterprise_id == enterprise_id, LedgerEvent.idempotency_key == key
+        )
     )
 
 
@@ -53,8 +69,13 @@ def lock_balance(session: Session, enterprise_id: int, site_id: int, chemical_id
     table = StockBalance.__table__
     ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(table)
     session.execute(
-        ins.values(enterprise_id=enterprise_id, site_id=site_id, chemical_id=chemical_id, quantity=0, updated_at=utcnow())
-        .on_conflict_do_nothing()
+        ins.values(
+            enterprise_id=enterprise_id,
+            site_id=site_id,
+            chemical_id=chemical_id,
+            quantity=0,
+            updated_at=utcnow(),
+        ).on_conflict_do_nothing()
     )
     return session.scalar(
         select(StockBalance)
@@ -78,10 +99,19 @@ def _apply_stock(session: Session, ev: LedgerEvent, kind: EventKind, qty: Decima
         limit = abs(book) * Decimal(str(cfg["tolerance_pct"])) / 100
         if abs(ev.variance) > limit:
             signals.raise_signal(
-                session, ev.enterprise_id, "mass_balance", f"stream:{ev.site_id}:{ev.chemical_id}",
+                session,
+                ev.enterprise_id,
+                "mass_balance",
+                f"stream:{ev.site_id}:{ev.chemical_id}",
                 rule="盘点数与账面数差异超过容差（期初+入−出−用−销毁=期末）",
-                inputs={"book": fmt(book), "counted": fmt(qty), "variance": fmt(ev.variance), "event_id": ev.id},
-                threshold={"tolerance_pct": cfg["tolerance_pct"]}, now=now,
+                inputs={
+                    "book": fmt(book),
+                    "counted": fmt(qty),
+                    "variance": fmt(ev.variance),
+                    "event_id": ev.id,
+                },
+                threshold={"tolerance_pct": cfg["tolerance_pct"]},
+                now=now,
             )
     else:
         after = Decimal(bal.quantity) + SIGN[kind] * qty
@@ -132,9 +162,17 @@ def file_event(
         return prior, False
     site = None if ekind in TRANSIT else site_of(session, enterprise_id, site_id)
     ev = LedgerEvent(
-        enterprise_id=enterprise_id, site_id=site.id if site else None, chemical_id=chem.id, kind=ekind,
-        quantity=qty, unit=unit, occurred_at=occurred_at or now, actor_id=actor.person_id,
-        waybill_id=waybill_id, idempotency_key=idempotency_key, created_at=now,
+        enterprise_id=enterprise_id,
+        site_id=site.id if site else None,
+        chemical_id=chem.id,
+        kind=ekind,
+        quantity=qty,
+        unit=unit,
+        occurred_at=occurred_at or now,
+        actor_id=actor.person_id,
+        waybill_id=waybill_id,
+        idempotency_key=idempotency_key,
+        created_at=now,
     )
     try:
         with session.begin_nested():
@@ -155,7 +193,13 @@ def file_event(
 
 
 def request_correction(
-    session: Session, actor: Actor, event_id: int, *, quantity: Decimal, reason: str, idempotency_key: str,
+    session: Session,
+    actor: Actor,
+    event_id: int,
+    *,
+    quantity: Decimal,
+    reason: str,
+    idempotency_key: str,
     now: datetime | None = None,
 ) -> LedgerEvent:
     """A correction is a new event pointing at the original; it waits for a second person."""
@@ -174,18 +218,30 @@ def request_correction(
     if prior is not None:
         return prior
     ev = LedgerEvent(
-        enterprise_id=orig.enterprise_id, site_id=orig.site_id, chemical_id=orig.chemical_id,
-        kind=EventKind.correction, corrected_kind=orig.kind.value, quantity=Decimal(str(quantity)),
-        unit=orig.unit, occurred_at=now, actor_id=actor.person_id, waybill_id=orig.waybill_id,
-        idempotency_key=idempotency_key, corrects_id=orig.id, reason=reason,
-        status=EventStatus.pending_approval, created_at=now,
+        enterprise_id=orig.enterprise_id,
+        site_id=orig.site_id,
+        chemical_id=orig.chemical_id,
+        kind=EventKind.correction,
+        corrected_kind=orig.kind.value,
+        quantity=Decimal(str(quantity)),
+        unit=orig.unit,
+        occurred_at=now,
+        actor_id=actor.person_id,
+        waybill_id=orig.waybill_id,
+        idempotency_key=idempotency_key,
+        corrects_id=orig.id,
+        reason=reason,
+        status=EventStatus.pending_approval,
+        created_at=now,
     )
     session.add(ev)
     session.flush()
     return ev
 
 
-def approve_correction(session: Session, actor: Actor, event_id: int, now: datetime | None = None) -> LedgerEvent:
+def approve_correction(
+    session: Session, actor: Actor, event_id: int, now: datetime | None = None
+) -> LedgerEvent:
     """A second person (manager, not the requester) approves; the difference hits the balance."""
     now = now or utcnow()
     ev = session.get(LedgerEvent, event_id, with_for_update=True)

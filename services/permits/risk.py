@@ -67,7 +67,8 @@ def fatigue_violations(segments: list[tuple[datetime, datetime]], cfg: dict | No
     """Blocks longer than 4 h by day or 2 h at night (thresholds from ``rules.RISK``)."""
     cfg = cfg or rules.RISK["fatigue_driving"]
     return [
-        b for b in driving_blocks(segments, cfg)
+        b
+        for b in driving_blocks(segments, cfg)
         if b.driving_minutes > (cfg["night_max_minutes"] if b.night else cfg["day_max_minutes"])
     ]
 
@@ -88,11 +89,24 @@ def evaluate_fatigue(session: Session, enterprise_id: int, since: datetime, now:
         for b in fatigue_violations(segs, cfg):
             limit = cfg["night_max_minutes"] if b.night else cfg["day_max_minutes"]
             signals.raise_signal(
-                session, enterprise_id, "fatigue_driving", f"driver:{driver_id}:{b.start:%Y%m%d%H%M}",
-                rule=f"连续驾驶超过{limit // 60}小时未休息{cfg['min_rest_minutes']}分钟以上（{'夜间' if b.night else '日间'}）",
-                inputs={"driver_id": driver_id, "start": b.start.isoformat(), "end": b.end.isoformat(),
-                        "driving_minutes": round(b.driving_minutes), "night": b.night},
-                threshold={"max_minutes": limit, "min_rest_minutes": cfg["min_rest_minutes"], "source": cfg["source"]},
+                session,
+                enterprise_id,
+                "fatigue_driving",
+                f"driver:{driver_id}:{b.start:%Y%m%d%H%M}",
+                rule=f"连续驾驶超过{limit // 60}小时未休息{cfg['min_rest_minutes']}分钟以上"
+                f"（{'夜间' if b.night else '日间'}）",
+                inputs={
+                    "driver_id": driver_id,
+                    "start": b.start.isoformat(),
+                    "end": b.end.isoformat(),
+                    "driving_minutes": round(b.driving_minutes),
+                    "night": b.night,
+                },
+                threshold={
+                    "max_minutes": limit,
+                    "min_rest_minutes": cfg["min_rest_minutes"],
+                    "source": cfg["source"],
+                },
                 now=now,
             )
             n += 1
@@ -105,15 +119,19 @@ def evaluate_fatigue(session: Session, enterprise_id: int, since: datetime, now:
 def _sum(session: Session, enterprise_id: int, kind: EventKind, start: datetime, end: datetime) -> Decimal:
     total = session.scalar(
         select(func.coalesce(func.sum(LedgerEvent.quantity), 0)).where(
-            LedgerEvent.enterprise_id == enterprise_id, LedgerEvent.kind == kind,
+            LedgerEvent.enterprise_id == enterprise_id,
+            LedgerEvent.kind == kind,
             LedgerEvent.status == EventStatus.filed,
-            LedgerEvent.occurred_at >= start, LedgerEvent.occurred_at < end,
+            LedgerEvent.occurred_at >= start,
+            LedgerEvent.occurred_at < end,
         )
     )
     return Decimal(str(total))
 
 
-def _surge(session: Session, enterprise_id: int, model: str, kind: EventKind, now: datetime, rule: str) -> bool:
+def _surge(
+    session: Session, enterprise_id: int, model: str, kind: EventKind, now: datetime, rule: str
+) -> bool:
     cfg = rules.RISK[model]
     window, base_days = cfg["window_days"], cfg["baseline_days"]
     recent = _sum(session, enterprise_id, kind, now - timedelta(days=window), now)
@@ -124,10 +142,18 @@ def _surge(session: Session, enterprise_id: int, model: str, kind: EventKind, no
     subject = f"{kind.value}:{now.astimezone(TZ):%G-W%V}"
     if daily > 0 and recent > limit:
         signals.raise_signal(
-            session, enterprise_id, model, subject, rule=rule,
-            inputs={f"last_{window}d": str(recent), f"baseline_{base_days}d": str(baseline),
-                    "baseline_daily_avg": str(round(daily, 3))},
-            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))}, now=now,
+            session,
+            enterprise_id,
+            model,
+            subject,
+            rule=rule,
+            inputs={
+                f"last_{window}d": str(recent),
+                f"baseline_{base_days}d": str(baseline),
+                "baseline_daily_avg": str(round(daily, 3)),
+            },
+            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))},
+            now=now,
         )
         return True
     signals.resolve_signal(session, enterprise_id, model, subject, now)
@@ -135,13 +161,25 @@ def _surge(session: Session, enterprise_id: int, model: str, kind: EventKind, no
 
 
 def evaluate_production_surge(session: Session, enterprise_id: int, now: datetime) -> bool:
-    return _surge(session, enterprise_id, "production_surge", EventKind.produce, now,
-                  "近7日产量超过前90日日均产量×7的3倍")
+    return _surge(
+        session,
+        enterprise_id,
+        "production_surge",
+        EventKind.produce,
+        now,
+        "近7日产量超过前90日日均产量×7的3倍",
+    )
 
 
 def evaluate_consumption(session: Session, enterprise_id: int, now: datetime) -> bool:
-    return _surge(session, enterprise_id, "consumption_anomaly", EventKind.consume, now,
-                  "近7日使用量远高于本企业前90日滚动基线（3倍）")
+    return _surge(
+        session,
+        enterprise_id,
+        "consumption_anomaly",
+        EventKind.consume,
+        now,
+        "近7日使用量远高于本企业前90日滚动基线（3倍）",
+    )
 
 
 def evaluate_cumulative_purchase(session: Session, enterprise_id: int, now: datetime) -> bool:
@@ -163,10 +201,18 @@ def evaluate_cumulative_purchase(session: Session, enterprise_id: int, now: date
     subject = f"month:{now.astimezone(TZ):%Y-%m}"
     if usual > 0 and recent > limit:
         signals.raise_signal(
-            session, enterprise_id, "cumulative_purchase", subject,
+            session,
+            enterprise_id,
+            "cumulative_purchase",
+            subject,
             rule="同一购买方30日内从所有销售方累计购入量超过其以往月均水平的2倍",
-            inputs={"last_30d": str(recent), "previous_periods": [str(p) for p in previous], "sellers": sellers},
-            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))}, now=now,
+            inputs={
+                "last_30d": str(recent),
+                "previous_periods": [str(p) for p in previous],
+                "sellers": sellers,
+            },
+            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))},
+            now=now,
         )
         return True
     signals.resolve_signal(session, enterprise_id, "cumulative_purchase", subject, now)
@@ -176,8 +222,10 @@ def evaluate_cumulative_purchase(session: Session, enterprise_id: int, now: date
 # --- credential lapses -----------------------------------------------------------
 
 TRIP_KINDS = (
-    CredentialKind.vehicle_registration, CredentialKind.road_transport,
-    CredentialKind.driving_licence, CredentialKind.driver_qualification,
+    CredentialKind.vehicle_registration,
+    CredentialKind.road_transport,
+    CredentialKind.driving_licence,
+    CredentialKind.driver_qualification,
 )
 
 
@@ -193,7 +241,8 @@ def evaluate_credential_lapses(session: Session, enterprise_id: int, since: date
         day = started.astimezone(TZ).date()
         creds = session.scalars(
             select(Credential).where(
-                Credential.enterprise_id == enterprise_id, Credential.kind.in_(TRIP_KINDS),
+                Credential.enterprise_id == enterprise_id,
+                Credential.kind.in_(TRIP_KINDS),
                 (Credential.person_id == driver_id) | (Credential.vehicle_id == vehicle_id),
             )
         )
@@ -205,11 +254,19 @@ def evaluate_credential_lapses(session: Session, enterprise_id: int, since: date
         for c in latest.values():
             if c.valid_until < day:
                 signals.raise_signal(
-                    session, enterprise_id, "credential_lapse", f"credential:{c.id}",
+                    session,
+                    enterprise_id,
+                    "credential_lapse",
+                    f"credential:{c.id}",
                     rule="证照过期后仍在运输中使用（车辆检验逾期或证件过期）",
-                    inputs={"credential": c.number, "kind": c.kind.value, "valid_until": c.valid_until.isoformat(),
-                            "used_on": day.isoformat()},
-                    threshold={"valid_until": c.valid_until.isoformat()}, now=now,
+                    inputs={
+                        "credential": c.number,
+                        "kind": c.kind.value,
+                        "valid_until": c.valid_until.isoformat(),
+                        "used_on": day.isoformat(),
+                    },
+                    threshold={"valid_until": c.valid_until.isoformat()},
+                    now=now,
                 )
                 n += 1
     return n

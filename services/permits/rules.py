@@ -29,7 +29,11 @@ class PurposeRule:
 CATEGORY_RULES: dict[str, dict[int, PurposeRule]] = {
     "purchase": {
         1: PurposeRule(
-            "permit", "regulator", 90, review_days=10, confirmed=False,
+            "permit",
+            "regulator",
+            90,
+            review_days=10,
+            confirmed=False,
             note="审批时限10日（条例第十五条）；有效期90日为配置值，未经原文确认",
         ),
         2: PurposeRule("filing", "instant", 90, confirmed=False, note="购买前备案；有效期为配置值"),
@@ -57,20 +61,43 @@ ISSUING_AUTHORITY = "桐乡市公安局（易制毒化学品管理）"
 #: Risk thresholds; each signal stores the values it was judged against.
 RISK: dict[str, dict[str, Any]] = {
     "mass_balance": {"tolerance_pct": 2.0, "severity": "yellow", "reevaluate_hours": 24},
-    "waybill_mismatch": {"tolerance_pct": 1.0, "grace_hours": 12, "severity": "yellow", "reevaluate_hours": 1},
+    "waybill_mismatch": {
+        "tolerance_pct": 1.0,
+        "grace_hours": 12,
+        "severity": "yellow",
+        "reevaluate_hours": 1,
+    },
     "consumption_anomaly": {
-        "window_days": 7, "baseline_days": 90, "factor": 3.0, "severity": "yellow", "reevaluate_hours": 24,
+        "window_days": 7,
+        "baseline_days": 90,
+        "factor": 3.0,
+        "severity": "yellow",
+        "reevaluate_hours": 24,
     },
     "production_surge": {
-        "window_days": 7, "baseline_days": 90, "factor": 3.0, "severity": "yellow", "reevaluate_hours": 24,
+        "window_days": 7,
+        "baseline_days": 90,
+        "factor": 3.0,
+        "severity": "yellow",
+        "reevaluate_hours": 24,
     },
     "fatigue_driving": {
-        "day_max_minutes": 240, "night_max_minutes": 120, "min_rest_minutes": 20,
-        "night_start_hour": 22, "night_end_hour": 6, "severity": "yellow", "reevaluate_hours": 24,
+        "day_max_minutes": 240,
+        "night_max_minutes": 120,
+        "min_rest_minutes": 20,
+        "night_start_hour": 22,
+        "night_end_hour": 6,
+        "severity": "yellow",
+        "reevaluate_hours": 24,
         "source": "《道路交通安全法实施条例》第六十二条；JT/T 617 夜间驾驶规定",
     },
     "credential_lapse": {"severity": "red", "reevaluate_hours": 24},
-    "cumulative_purchase": {"baseline_months": 3, "factor": 2.0, "severity": "yellow", "reevaluate_hours": 24},
+    "cumulative_purchase": {
+        "baseline_months": 3,
+        "factor": 2.0,
+        "severity": "yellow",
+        "reevaluate_hours": 24,
+    },
     "quantity_over_permit": {"severity": "red", "reevaluate_hours": 24},
 }
 

@@ -32,7 +32,9 @@ def raise_signal(
     sig = session.scalar(select(RiskSignal).where(RiskSignal.dedup_key == key))
     fresh = sig is None
     if fresh:
-        sig = RiskSignal(enterprise_id=enterprise_id, model=model, subject=subject, dedup_key=key, created_at=now)
+        sig = RiskSignal(
+            enterprise_id=enterprise_id, model=model, subject=subject, dedup_key=key, created_at=now
+        )
         session.add(sig)
     sig.severity = Severity(cfg["severity"])
     sig.rule, sig.inputs, sig.threshold = rule, inputs, threshold

@@ -36,7 +36,9 @@ RISK_NAMES = {
 
 def _notify(session: Session, w: Warning, text: str, step: str) -> None:
     outbox.add(
-        session, NOTIFY_JOB, {"enterprise_id": w.enterprise_id, "warning_id": w.id, "text": text},
+        session,
+        NOTIFY_JOB,
+        {"enterprise_id": w.enterprise_id, "warning_id": w.id, "text": text},
         dedup_key=f"warning:{w.id}:{step}",
     )
 
@@ -50,9 +52,18 @@ def open_for_signal(session: Session, sig: RiskSignal, now: datetime) -> Warning
         w = Warning(signal_id=sig.id, enterprise_id=sig.enterprise_id, risk_type=sig.model, created_at=now)
         session.add(w)
     w.department = rules.DEPARTMENT_BY_RISK[sig.model]
-    w.status, w.due_at, w.escalation_level = WarningStatus.assigned, now + timedelta(days=rules.WARNING_SLA_DAYS), 0
+    w.status, w.due_at, w.escalation_level = (
+        WarningStatus.assigned,
+        now + timedelta(days=rules.WARNING_SLA_DAYS),
+        0,
+    )
     session.flush()
-    _notify(session, w, f"贵单位产生预警：{RISK_NAMES.get(sig.model, sig.model)}，请及时说明处置", f"open:{sig.id}:{now:%Y%m%d%H%M}")
+    _notify(
+        session,
+        w,
+        f"贵单位产生预警：{RISK_NAMES.get(sig.model, sig.model)}，请及时说明处置",
+        f"open:{sig.id}:{now:%Y%m%d%H%M}",
+    )
     return w
 
 
@@ -74,7 +85,12 @@ def _step(session: Session, actor: Actor, w: Warning, frm: WarningStatus, to: Wa
         raise Conflict(f"预警当前状态为 {w.status.value}，不能执行此操作", code="invalid_warning_transition")
     w.status = to
     session.add(
-        AuditEntry(actor_id=actor.person_id, action=f"warning.{to.value}", object_type="permit_warning", object_id=str(w.id))
+        AuditEntry(
+            actor_id=actor.person_id,
+            action=f"warning.{to.value}",
+            object_type="permit_warning",
+            object_id=str(w.id),
+        )
     )
 
 
@@ -98,7 +114,9 @@ def answer(session: Session, actor: Actor, warning_id: int, text: str) -> Warnin
     return w
 
 
-def handle(session: Session, actor: Actor, warning_id: int, feedback: str, now: datetime | None = None) -> Warning:
+def handle(
+    session: Session, actor: Actor, warning_id: int, feedback: str, now: datetime | None = None
+) -> Warning:
     """The department records how it handled the warning."""
     w = _load(session, actor, warning_id)
     _step(session, actor, w, WarningStatus.acknowledged, WarningStatus.handled)
@@ -109,7 +127,9 @@ def handle(session: Session, actor: Actor, warning_id: int, feedback: str, now: 
     return w
 
 
-def close(session: Session, actor: Actor, warning_id: int, evaluation: str, now: datetime | None = None) -> Warning:
+def close(
+    session: Session, actor: Actor, warning_id: int, evaluation: str, now: datetime | None = None
+) -> Warning:
     """Evaluate and close; the signal is resolved."""
     now = now or utcnow()
     w = _load(session, actor, warning_id)

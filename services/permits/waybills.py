@@ -24,13 +24,17 @@ from services.permits.catalogue import qty
 from services.permits.enterprises import member_roles
 
 STEP_FIELD = {
-    EventKind.ship: "shipped", EventKind.depart: "departed",
-    EventKind.arrive: "arrived", EventKind.receive: "received",
+    EventKind.ship: "shipped",
+    EventKind.depart: "departed",
+    EventKind.arrive: "arrived",
+    EventKind.receive: "received",
 }
 STEP_NAMES = {"shipped": "发货", "departed": "起运", "arrived": "到达", "received": "收货"}
 
 
-def create(session: Session, actor: Actor, transport_permit_id: int, *, quantity: Decimal, eta: datetime) -> Waybill:
+def create(
+    session: Session, actor: Actor, transport_permit_id: int, *, quantity: Decimal, eta: datetime
+) -> Waybill:
     """Open a waybill under a valid transport permit (seller's or buyer's manager/sales)."""
     tp = session.get(Permit, transport_permit_id)
     if tp is None or tp.purpose != Purpose.transport:
@@ -45,9 +49,15 @@ def create(session: Session, actor: Actor, transport_permit_id: int, *, quantity
         msg = f"运单数量须大于0且不超过运输许可剩余量 {tp.remaining} {tp.unit}"
         raise ValidationFailed(msg, code="quantity_over_permit", fields={"quantity": msg})
     wb = Waybill(
-        number="pending", transport_permit_id=tp.id, purchase_permit_id=pp.id, seller_id=pp.seller_enterprise_id,
-        buyer_id=pp.enterprise_id, carrier_id=tp.carrier_enterprise_id, chemical_id=tp.chemical_id,
-        planned=Decimal(str(quantity)), eta=eta,
+        number="pending",
+        transport_permit_id=tp.id,
+        purchase_permit_id=pp.id,
+        seller_id=pp.seller_enterprise_id,
+        buyer_id=pp.enterprise_id,
+        carrier_id=tp.carrier_enterprise_id,
+        chemical_id=tp.chemical_id,
+        planned=Decimal(str(quantity)),
+        eta=eta,
     )
     session.add(wb)
     session.flush()
@@ -72,7 +82,9 @@ def _draw_down(session: Session, permit_id: int, qty: Decimal) -> None:
 def record_step(session: Session, ev: LedgerEvent, now: datetime) -> Waybill:
     """Attach ``ev`` to its waybill: the right party, once per step, permits drawn on ship."""
     if ev.waybill_id is None:
-        raise ValidationFailed("发货、起运、到达、收货事件必须关联运单", code="waybill_required", fields={"waybill_id": "必填"})
+        raise ValidationFailed(
+            "发货、起运、到达、收货事件必须关联运单", code="waybill_required", fields={"waybill_id": "必填"}
+        )
     wb = session.get(Waybill, ev.waybill_id, with_for_update=True)
     if wb is None:
         raise NotFound("运单不存在", code="waybill_not_found")
@@ -80,7 +92,11 @@ def record_step(session: Session, ev: LedgerEvent, now: datetime) -> Waybill:
         raise Conflict("运单已闭环，不能再报送", code="waybill_closed")
     party = {EventKind.ship: wb.seller_id, EventKind.receive: wb.buyer_id}.get(ev.kind, wb.carrier_id)
     if ev.kind not in STEP_FIELD or ev.enterprise_id != party or ev.chemical_id != wb.chemical_id:
-        raise ValidationFailed("事件与运单的当事方或化学品不符", code="waybill_party_mismatch", fields={"waybill_id": "当事方不符"})
+        raise ValidationFailed(
+            "事件与运单的当事方或化学品不符",
+            code="waybill_party_mismatch",
+            fields={"waybill_id": "当事方不符"},
+        )
     field = STEP_FIELD[ev.kind]
     if getattr(wb, field) is not None:
         raise Conflict(f"该运单已报送{STEP_NAMES[field]}", code="waybill_step_already_reported")
@@ -103,10 +119,14 @@ def _check_agreement(session: Session, wb: Waybill, now: datetime) -> None:
     wb.status = WaybillStatus.mismatch
     for ent_id in {wb.seller_id, wb.buyer_id}:
         signals.raise_signal(
-            session, ent_id, "waybill_mismatch", f"waybill:{wb.id}",
+            session,
+            ent_id,
+            "waybill_mismatch",
+            f"waybill:{wb.id}",
             rule="同一运单的发货、起运、到达、收货数量应在容差内一致",
             inputs={"waybill": wb.number, **{k: qty(v) for k, v in reported.items()}},
-            threshold={"tolerance_pct": rules.RISK["waybill_mismatch"]["tolerance_pct"]}, now=now,
+            threshold={"tolerance_pct": rules.RISK["waybill_mismatch"]["tolerance_pct"]},
+            now=now,
         )
 
 
@@ -124,7 +144,9 @@ def close(session: Session, actor: Actor, waybill_id: int, now: datetime | None 
         raise Conflict("运单数量不一致，须先处置预警", code="waybill_mismatch")
     missing = [STEP_NAMES[f] for f in STEP_FIELD.values() if getattr(wb, f) is None]
     if missing:
-        raise Conflict("运单尚缺：" + "、".join(missing), code="waybill_incomplete", details={"missing": missing})
+        raise Conflict(
+            "运单尚缺：" + "、".join(missing), code="waybill_incomplete", details={"missing": missing}
+        )
     wb.status, wb.closed_at = WaybillStatus.closed, now
     tp = session.get(Permit, wb.transport_permit_id)
     if tp.single_use:
@@ -139,14 +161,21 @@ def flag_overdue(session: Session, now: datetime) -> int:
     from datetime import timedelta
 
     rows = session.scalars(
-        select(Waybill).where(Waybill.status == WaybillStatus.open, Waybill.eta < now - timedelta(hours=grace))
+        select(Waybill).where(
+            Waybill.status == WaybillStatus.open, Waybill.eta < now - timedelta(hours=grace)
+        )
     )
     n = 0
     for wb in rows:
         signals.raise_signal(
-            session, wb.buyer_id, "waybill_mismatch", f"waybill:{wb.id}",
+            session,
+            wb.buyer_id,
+            "waybill_mismatch",
+            f"waybill:{wb.id}",
             rule="运单超过预计到达时间加宽限期仍未闭环",
-            inputs={"waybill": wb.number, "eta": wb.eta.isoformat()}, threshold={"grace_hours": grace}, now=now,
+            inputs={"waybill": wb.number, "eta": wb.eta.isoformat()},
+            threshold={"grace_hours": grace},
+            now=now,
         )
         n += 1
     return n

@@ -31,9 +31,16 @@ def _api(client, db, person) -> Api:
 def _transport_body(w, pp, **over):
     today = local_date(utcnow())
     body = {
-        "enterprise_id": w.buyer.id, "purchase_permit_id": pp.id, "carrier_enterprise_id": w.carrier.id,
-        "vehicle_id": w.vehicle.id, "plate": "浙F12345", "driver_id": w.driver.id, "quantity": "800",
-        "unit": "kg", "window_start": today.isoformat(), "window_end": (today + timedelta(days=1)).isoformat(),
+        "enterprise_id": w.buyer.id,
+        "purchase_permit_id": pp.id,
+        "carrier_enterprise_id": w.carrier.id,
+        "vehicle_id": w.vehicle.id,
+        "plate": "浙F12345",
+        "driver_id": w.driver.id,
+        "quantity": "800",
+        "unit": "kg",
+        "window_start": today.isoformat(),
+        "window_end": (today + timedelta(days=1)).isoformat(),
     }
     body.update(over)
     return body
@@ -52,7 +59,9 @@ def test_bad_credit_code_is_refused_and_nothing_is_registered(client, db):
 
 def test_transport_api_issues_category_3_filing_with_qr_that_verifies_publicly(client, db, world):
     pp = purchase(db, world)
-    resp = _api(client, db, world.buyer_mgr).post("/permits/applications/transport", _transport_body(world, pp))
+    resp = _api(client, db, world.buyer_mgr).post(
+        "/permits/applications/transport", _transport_body(world, pp)
+    )
     assert resp.status_code == 201, resp.json
     permit = resp.json["data"]["permit"]
     assert resp.json["data"]["status"] == "issued" and permit["form"] == "filing"
@@ -77,7 +86,9 @@ def test_instant_check_failure_lists_reasons_and_issues_nothing(client, db, kek_
 
 @pytest.fixture
 def kek_world_expired(db, app):
-    w = build_world(db, app.extensions["zhizhi"].settings.signing_kek, qualification_until=TODAY - timedelta(days=3))
+    w = build_world(
+        db, app.extensions["zhizhi"].settings.signing_kek, qualification_until=TODAY - timedelta(days=3)
+    )
     return w, purchase(db, w)
 
 
@@ -91,7 +102,13 @@ def kek_world_expired(db, app):
     ],
 )
 def test_bad_event_input_is_refused_with_reason_and_nothing_filed(client, db, world, over, code):
-    body = {"kind": "produce", "chemical_id": world.toluene.id, "quantity": "10", "unit": "kg", "idempotency_key": "x"}
+    body = {
+        "kind": "produce",
+        "chemical_id": world.toluene.id,
+        "quantity": "10",
+        "unit": "kg",
+        "idempotency_key": "x",
+    }
     body.update(over)
     resp = _api(client, db, world.seller_mgr).post(f"/permits/enterprises/{world.seller.id}/events", body)
     assert resp.status_code == 422 and resp.json["error"]["code"] == code
@@ -113,7 +130,13 @@ def test_another_enterprises_credential_is_refused_and_nothing_filed(client, db,
 
 def test_same_event_posted_twice_is_filed_once(client, db, world):
     api = _api(client, db, world.seller_mgr)
-    body = {"kind": "produce", "chemical_id": world.toluene.id, "quantity": "10", "unit": "kg", "idempotency_key": "e-1"}
+    body = {
+        "kind": "produce",
+        "chemical_id": world.toluene.id,
+        "quantity": "10",
+        "unit": "kg",
+        "idempotency_key": "e-1",
+    }
     first = api.post(f"/permits/enterprises/{world.seller.id}/events", body)
     second = api.post(f"/permits/enterprises/{world.seller.id}/events", body)
     assert first.status_code == second.status_code == 201
@@ -132,8 +155,18 @@ def test_waybill_closed_twice_is_refused(client, db, world):
     from decimal import Decimal
 
     def file(who, ent, kind, key, wb=None):
-        ledger.file_event(db, actor(db, who), ent.id, kind=kind, chemical_id=world.toluene.id,
-                          quantity=Decimal("500"), unit="kg", idempotency_key=key, waybill_id=wb, now=NOW)
+        ledger.file_event(
+            db,
+            actor(db, who),
+            ent.id,
+            kind=kind,
+            chemical_id=world.toluene.id,
+            quantity=Decimal("500"),
+            unit="kg",
+            idempotency_key=key,
+            waybill_id=wb,
+            now=NOW,
+        )
 
     file(world.seller_mgr, world.seller, "produce", "p")
     pp = purchase(db, world, quantity=Decimal("500"))

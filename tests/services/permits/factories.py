@@ -65,12 +65,23 @@ class World:
 def make_enterprise(session, org, kind: str, name: str, categories=(1, 2, 3), manager=None):
     mgr = manager or make_person(session, org=org, name=f"{name}专管员")
     ent = enterprises.register(
-        session, actor(session, mgr), name=name, uscc=make_uscc(), kind=kind, org_unit_id=org.id, sites=["一号库"]
+        session,
+        actor(session, mgr),
+        name=name,
+        uscc=make_uscc(),
+        kind=kind,
+        org_unit_id=org.id,
+        sites=["一号库"],
     )
     for cat in categories:
         credentials.add_credential(
-            session, actor(session, mgr), ent.id, kind="enterprise_licence", number=f"LIC-{ent.id}-{cat}",
-            valid_until=TODAY + timedelta(days=365), category=cat,
+            session,
+            actor(session, mgr),
+            ent.id,
+            kind="enterprise_licence",
+            number=f"LIC-{ent.id}-{cat}",
+            valid_until=TODAY + timedelta(days=365),
+            category=cat,
         )
     return ent, mgr
 
@@ -88,32 +99,91 @@ def build_world(session, kek: bytes, *, qualification_until: date | None = None)
     vehicle = credentials.add_vehicle(session, cm, carrier.id, "浙F12345", "yellow")
     far = TODAY + timedelta(days=200)
     creds = {
-        "reg": credentials.add_credential(session, cm, carrier.id, kind="vehicle_registration", number="XSZ-1",
-                                          valid_until=far, vehicle_id=vehicle.id),
-        "rtc": credentials.add_credential(session, cm, carrier.id, kind="road_transport", number="YSZ-1",
-                                          valid_until=far, vehicle_id=vehicle.id),
-        "dl": credentials.add_credential(session, cm, carrier.id, kind="driving_licence", number="JSZ-1",
-                                         valid_until=far, person_id=driver.id),
-        "dq": credentials.add_credential(session, cm, carrier.id, kind="driver_qualification", number="CYZG-1",
-                                         valid_until=qualification_until or far, person_id=driver.id),
+        "reg": credentials.add_credential(
+            session,
+            cm,
+            carrier.id,
+            kind="vehicle_registration",
+            number="XSZ-1",
+            valid_until=far,
+            vehicle_id=vehicle.id,
+        ),
+        "rtc": credentials.add_credential(
+            session,
+            cm,
+            carrier.id,
+            kind="road_transport",
+            number="YSZ-1",
+            valid_until=far,
+            vehicle_id=vehicle.id,
+        ),
+        "dl": credentials.add_credential(
+            session,
+            cm,
+            carrier.id,
+            kind="driving_licence",
+            number="JSZ-1",
+            valid_until=far,
+            person_id=driver.id,
+        ),
+        "dq": credentials.add_credential(
+            session,
+            cm,
+            carrier.id,
+            kind="driver_qualification",
+            number="CYZG-1",
+            valid_until=qualification_until or far,
+            person_id=driver.id,
+        ),
     }
-    return World(org, seller, buyer, carrier, seller_mgr, buyer_mgr, carrier_mgr, driver, vehicle, creds,
-                 chem(session, "108-88-3"), chem(session, "299-42-3"), kek, regulator)
+    return World(
+        org,
+        seller,
+        buyer,
+        carrier,
+        seller_mgr,
+        buyer_mgr,
+        carrier_mgr,
+        driver,
+        vehicle,
+        creds,
+        chem(session, "108-88-3"),
+        chem(session, "299-42-3"),
+        kek,
+        regulator,
+    )
 
 
 def purchase(session, w: World, quantity=Decimal("1000"), chemical=None):
-    app, permit = applications.apply_purchase(
-        session, actor(session, w.buyer_mgr), enterprise_id=w.buyer.id, seller_enterprise_id=w.seller.id,
-        chemical_id=(chemical or w.toluene).id, quantity=quantity, unit="kg", kek=w.kek, now=NOW,
+    _app, permit = applications.apply_purchase(
+        session,
+        actor(session, w.buyer_mgr),
+        enterprise_id=w.buyer.id,
+        seller_enterprise_id=w.seller.id,
+        chemical_id=(chemical or w.toluene).id,
+        quantity=quantity,
+        unit="kg",
+        kek=w.kek,
+        now=NOW,
     )
     return permit
 
 
 def transport(session, w: World, purchase_permit, quantity=Decimal("1000"), **over):
     args = dict(
-        enterprise_id=w.buyer.id, purchase_permit_id=purchase_permit.id, carrier_enterprise_id=w.carrier.id,
-        vehicle_id=w.vehicle.id, plate="浙F12345", driver_id=w.driver.id, escort_id=None, quantity=quantity,
-        unit="kg", window_start=TODAY, window_end=TODAY + timedelta(days=2), kek=w.kek, now=NOW,
+        enterprise_id=w.buyer.id,
+        purchase_permit_id=purchase_permit.id,
+        carrier_enterprise_id=w.carrier.id,
+        vehicle_id=w.vehicle.id,
+        plate="浙F12345",
+        driver_id=w.driver.id,
+        escort_id=None,
+        quantity=quantity,
+        unit="kg",
+        window_start=TODAY,
+        window_end=TODAY + timedelta(days=2),
+        kek=w.kek,
+        now=NOW,
     )
     args.update(over)
     return applications.apply_transport(session, actor(session, w.buyer_mgr), **args)

@@ -64,8 +64,15 @@ def test_quantity_over_remaining_purchase_permit_is_refused(db, world):
 
 def test_category_1_goes_to_regulator_queue_and_decision_is_audited(db, world):
     _app, permit = applications.apply_purchase(
-        db, actor(db, world.buyer_mgr), enterprise_id=world.buyer.id, seller_enterprise_id=world.seller.id,
-        chemical_id=world.ephedrine.id, quantity=Decimal("10"), unit="kg", kek=world.kek, now=NOW,
+        db,
+        actor(db, world.buyer_mgr),
+        enterprise_id=world.buyer.id,
+        seller_enterprise_id=world.seller.id,
+        chemical_id=world.ephedrine.id,
+        quantity=Decimal("10"),
+        unit="kg",
+        kek=world.kek,
+        now=NOW,
     )
     assert permit is None
     reg = actor(db, world.regulator)
@@ -90,12 +97,23 @@ def test_vehicle_of_another_enterprise_is_refused_before_any_check(db, world):
 
 @pytest.mark.parametrize(
     ("quantity", "unit", "code"),
-    [(Decimal("0"), "kg", "invalid_quantity"), (Decimal("-5"), "kg", "invalid_quantity"), (Decimal("5"), "L", "unit_mismatch")],
+    [
+        (Decimal("0"), "kg", "invalid_quantity"),
+        (Decimal("-5"), "kg", "invalid_quantity"),
+        (Decimal("5"), "L", "unit_mismatch"),
+    ],
 )
 def test_bad_quantity_or_unit_is_refused(db, world, quantity, unit, code):
     with pytest.raises(ValidationFailed) as err:
         applications.apply_purchase(
-            db, actor(db, world.buyer_mgr), enterprise_id=world.buyer.id, seller_enterprise_id=world.seller.id,
-            chemical_id=world.toluene.id, quantity=quantity, unit=unit, kek=world.kek, now=NOW,
+            db,
+            actor(db, world.buyer_mgr),
+            enterprise_id=world.buyer.id,
+            seller_enterprise_id=world.seller.id,
+            chemical_id=world.toluene.id,
+            quantity=quantity,
+            unit=unit,
+            kek=world.kek,
+            now=NOW,
         )
     assert err.value.code == code

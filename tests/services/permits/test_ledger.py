@@ -15,15 +15,25 @@ from tests.services.permits.factories import NOW, actor, purchase, transport
 
 def _file(db, w, who, ent, kind, qty, key, **kw):
     return ledger.file_event(
-        db, actor(db, who), ent.id, kind=kind, chemical_id=w.toluene.id, quantity=Decimal(qty), unit="kg",
-        idempotency_key=key, now=NOW, **kw,
+        db,
+        actor(db, who),
+        ent.id,
+        kind=kind,
+        chemical_id=w.toluene.id,
+        quantity=Decimal(qty),
+        unit="kg",
+        idempotency_key=key,
+        now=NOW,
+        **kw,
     )
 
 
 def _waybill(db, w, qty="1000"):
     pp = purchase(db, w, quantity=Decimal(qty))
     _app, tp = transport(db, w, pp, quantity=Decimal(qty))
-    wb = waybills.create(db, actor(db, w.seller_mgr), tp.id, quantity=Decimal(qty), eta=NOW + timedelta(hours=8))
+    wb = waybills.create(
+        db, actor(db, w.seller_mgr), tp.id, quantity=Decimal(qty), eta=NOW + timedelta(hours=8)
+    )
     return pp, tp, wb
 
 
@@ -62,13 +72,17 @@ def test_stocktake_outside_tolerance_opens_mass_balance_warning(db, world):
 
 def test_ship_1000_receive_900_opens_mismatch_warning(db, world):
     _file(db, world, world.seller_mgr, world.seller, "produce", "1000", "p")
-    pp, tp, wb = _waybill(db, world)
+    pp, _tp, wb = _waybill(db, world)
     _file(db, world, world.seller_mgr, world.seller, "ship", "1000", "s", waybill_id=wb.id)
     db.refresh(pp)
     assert pp.remaining == Decimal("0")
     _file(db, world, world.buyer_mgr, world.buyer, "receive", "900", "r", waybill_id=wb.id)
     assert wb.status == WaybillStatus.mismatch
-    sig = db.scalar(select(RiskSignal).where(RiskSignal.model == "waybill_mismatch", RiskSignal.enterprise_id == world.buyer.id))
+    sig = db.scalar(
+        select(RiskSignal).where(
+            RiskSignal.model == "waybill_mismatch", RiskSignal.enterprise_id == world.buyer.id
+        )
+    )
     assert sig.inputs["shipped"] == "1000.000" and sig.inputs["received"] == "900.000"
     assert db.scalar(select(Warning).where(Warning.signal_id == sig.id)) is not None
     assert risk_colour.enterprise_colour(db, world.buyer.id) == "yellow"
@@ -98,7 +112,9 @@ def test_waybill_closes_once_when_three_parties_agree(db, world):
 def test_correction_needs_a_second_person(db, world):
     wh = world.seller_mgr
     ev, _ = _file(db, world, wh, world.seller, "produce", "100", "p")
-    corr = ledger.request_correction(db, actor(db, wh), ev.id, quantity=Decimal("90"), reason="称重错误", idempotency_key="c")
+    corr = ledger.request_correction(
+        db, actor(db, wh), ev.id, quantity=Decimal("90"), reason="称重错误", idempotency_key="c"
+    )
     with pytest.raises(Forbidden) as err:
         ledger.approve_correction(db, actor(db, wh), corr.id, now=NOW)
     assert err.value.code == "second_person_required"
@@ -122,6 +138,15 @@ def test_enterprise_a_manager_cannot_read_enterprise_b_ledger(db, world):
 
 def test_unknown_chemical_is_refused(db, world):
     with pytest.raises(ValidationFailed) as err:
-        ledger.file_event(db, actor(db, world.seller_mgr), world.seller.id, kind="produce", chemical_id=99999,
-                          quantity=Decimal(1), unit="kg", idempotency_key="x", now=NOW)
+        ledger.file_event(
+            db,
+            actor(db, world.seller_mgr),
+            world.seller.id,
+            kind="produce",
+            chemical_id=99999,
+            quantity=Decimal(1),
+            unit="kg",
+            idempotency_key="x",
+            now=NOW,
+        )
     assert err.value.code == "unknown_chemical"

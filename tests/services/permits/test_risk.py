@@ -40,8 +40,15 @@ def test_two_and_a_half_hours_at_night_is_fatigue():
 
 
 def test_fatigue_signal_is_explainable_and_raised_once(db, world):
-    db.add(TripSegment(enterprise_id=world.carrier.id, driver_id=world.driver.id, vehicle_id=world.vehicle.id,
-                       started_at=DAY - timedelta(days=1), ended_at=DAY - timedelta(days=1) + _h(5)))
+    db.add(
+        TripSegment(
+            enterprise_id=world.carrier.id,
+            driver_id=world.driver.id,
+            vehicle_id=world.vehicle.id,
+            started_at=DAY - timedelta(days=1),
+            ended_at=DAY - timedelta(days=1) + _h(5),
+        )
+    )
     db.flush()
     assert risk.evaluate_fatigue(db, world.carrier.id, NOW - timedelta(days=7), NOW) == 1
     risk.evaluate_fatigue(db, world.carrier.id, NOW - timedelta(days=7), NOW)
