@@ -37,6 +37,57 @@ class Zhizhi:
         self.redis = kv.connect(settings.redis_url)
         # RQ pickles results; it needs a bytes client of its own.
         self.rq_redis = self.redis
+        self._platforms: dict[tuple[Any, ...], Any] = {}
+
+    def _platform(self, name: str, build: Any) -> Any:
+        key = (name, self.settings.wechat.get("api_base"), self.settings.dingtalk.get("api_base"))
+        client = self._platforms.get(key)
+        if client is None:
+            client = self._platforms[key] = build()
+        return client
+
+    def http_session(self) -> Any:
+        from core.platforms.http import DINGTALK_API, DINGTALK_OAPI, WECHAT_API, make_session
+
+        rewrites = {}
+        if self.settings.wechat.get("api_base"):
+            rewrites[WECHAT_API] = self.settings.wechat["api_base"]
+        if self.settings.dingtalk.get("api_base"):
+            rewrites[DINGTALK_OAPI] = rewrites[DINGTALK_API] = self.settings.dingtalk["api_base"]
+        return make_session(rewrites)
+
+    def wechat_mp(self) -> Any:
+        """Mini-program client (code2session, subscribe messages)."""
+        from core.platforms.wechat import WeChatPlatform
+
+        w = self.settings.wechat
+        return self._platform(
+            "wechat_mp",
+            lambda: WeChatPlatform(
+                w["mp_app_id"] or "", w["mp_app_secret"] or "", self.redis, self.http_session()
+            ),
+        )
+
+    def wechat_oa(self) -> Any:
+        """Official-account client (template, customer-service messages, media, menu)."""
+        from core.platforms.wechat import WeChatPlatform
+
+        w = self.settings.wechat
+        return self._platform(
+            "wechat_oa",
+            lambda: WeChatPlatform(w["app_id"] or "", w["app_secret"] or "", self.redis, self.http_session()),
+        )
+
+    def dingtalk(self) -> Any:
+        from core.platforms.dingtalk import DingTalkPlatform
+
+        d = self.settings.dingtalk
+        return self._platform(
+            "dingtalk",
+            lambda: DingTalkPlatform(
+                d["app_key"] or "", d["app_secret"] or "", d["agent_id"] or 0, self.redis, self.http_session()
+            ),
+        )
 
     def request_session(self) -> Session:
         if "db_session" not in g:

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import auth, permits, platform
+    from miniapp_api import audit, auth, permits, platform
 
-    for module in (auth, platform, permits):
+    for module in (auth, platform, audit, permits):
         app.register_blueprint(module.bp)

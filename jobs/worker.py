@@ -1,0 +1,53 @@
+"""`python -m jobs.worker`: an RQ worker for every queue (priority order) with the scheduler.
+
+`make worker` runs this. Options: `--burst` (exit when the queues are empty), `--queues`
+(override the list), `--processes N` (a pool of N workers, RQ's WorkerPool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+
+from rq import Queue, Worker
+
+from jobs.queues import QUEUES, queue_name
+
+
+def _queues(app, names: list[str] | None) -> list[Queue]:
+    ext = app.extensions["zhizhi"]
+    wanted = names or [queue_name(ext.settings.queue_prefix, q) for q in QUEUES]
+    return [Queue(n, connection=ext.rq_redis) for n in wanted]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--queues", nargs="*")
+    parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1")))
+    args = parser.parse_args(argv)
+
+    from jobs.context import get_app
+
+    app = get_app()
+    settings = app.extensions["zhizhi"].settings
+    if settings.inline_jobs:
+        raise SystemExit("REDIS_URL is not set: jobs run inline; there is nothing for a worker to do")
+    for module in filter(None, os.environ.get("JOB_MODULES", "").split(",")):
+        importlib.import_module(module.strip())
+    logging.getLogger("rq").setLevel(logging.INFO)
+    queues = _queues(app, args.queues)
+    if args.processes > 1:
+        from rq.worker_pool import WorkerPool
+
+        pool = WorkerPool(queues, connection=app.extensions["zhizhi"].rq_redis, num_workers=args.processes)
+        pool.start(burst=args.burst)
+        return
+    worker = Worker(queues, connection=app.extensions["zhizhi"].rq_redis)
+    worker.work(burst=args.burst, with_scheduler=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""In-process fake WeChat and DingTalk API servers for tests."""
