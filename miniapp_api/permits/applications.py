@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
-
 from pydantic import Field
 
 from core.api import ANY, PUBLIC, Ctx
 from core.validation import Model
 from miniapp_api.permits import views
-from miniapp_api.permits.blueprint import bp
+from miniapp_api.permits.blueprint import Day, Id, Qty, bp
 from services.permits import applications, verify
 
 
 class PurchaseIn(Model):
-    enterprise_id: int
-    seller_enterprise_id: int
-    chemical_id: int
-    quantity: Decimal = Field(allow_inf_nan=False)
+    enterprise_id: Id
+    seller_enterprise_id: Id
+    chemical_id: Id
+    quantity: Qty
     unit: str = Field(max_length=8)
 
 
 class TransportIn(Model):
-    enterprise_id: int
-    purchase_permit_id: int
-    carrier_enterprise_id: int
-    vehicle_id: int
+    enterprise_id: Id
+    purchase_permit_id: Id
+    carrier_enterprise_id: Id
+    vehicle_id: Id
     plate: str = Field(max_length=16)
-    driver_id: int
-    escort_id: int | None = None
-    quantity: Decimal = Field(allow_inf_nan=False)
+    driver_id: Id
+    escort_id: Id | None = None
+    quantity: Qty
     unit: str = Field(max_length=8)
-    window_start: date
-    window_end: date
+    window_start: Day
+    window_end: Day
 
 
 class DecisionIn(Model):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from typing import Annotated
 
 from pydantic import Field
 
 from core.api import ANY, PUBLIC, Ctx
 from core.validation import Model
-from miniapp_api.permits.blueprint import bp
+from miniapp_api.permits.blueprint import Day, Id, bp
 from services.permits import catalogue, credentials, enterprises, rules
 
 
@@ -16,12 +16,14 @@ class EnterpriseIn(Model):
     name: str = Field(min_length=2, max_length=200)
     uscc: str = Field(max_length=40, description="统一社会信用代码（校验 GB 32100）")
     kind: str = Field(description="producer / trader / user / carrier")
-    org_unit_id: int | None = None
-    sites: list[str] = Field(default_factory=list, max_length=20)
+    org_unit_id: Id | None = None
+    sites: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class MemberIn(Model):
-    person_id: int = Field(ge=1)
+    person_id: Id
     role: str = Field(description="manager / warehouse / sales / driver")
 
 
@@ -33,11 +35,11 @@ class VehicleIn(Model):
 class CredentialIn(Model):
     kind: str
     number: str = Field(min_length=1, max_length=64)
-    valid_until: date
-    valid_from: date | None = None
-    vehicle_id: int | None = None
-    person_id: int | None = None
-    category: int | None = None
+    valid_until: Day
+    valid_from: Day | None = None
+    vehicle_id: Id | None = None
+    person_id: Id | None = None
+    category: int | None = Field(None, ge=1, le=3)
     scope: str = Field("", max_length=200)
 
 

@@ -2,44 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from core.api import ANY, Ctx
+from core.pagination import PageQuery
 from core.validation import Model
 from miniapp_api.permits import views
-from miniapp_api.permits.blueprint import bp
+from miniapp_api.permits.blueprint import Id, Moment, Qty, bp
 from services.permits import ledger, waybills
 
 
 class EventIn(Model):
     kind: str
-    chemical_id: int
-    quantity: Decimal = Field(allow_inf_nan=False)
+    chemical_id: Id
+    quantity: Qty
     unit: str = Field(max_length=8)
     idempotency_key: str = Field(min_length=1, max_length=128, description="客户端生成，重试时不变")
-    occurred_at: AwareDatetime | None = None
-    site_id: int | None = None
-    waybill_id: int | None = None
-
-
-class PageQuery(Model):
-    cursor: str | None = None
-    limit: int = Field(50, ge=1, le=200)
+    occurred_at: Moment | None = None
+    site_id: Id | None = None
+    waybill_id: Id | None = None
 
 
 class CorrectionIn(Model):
-    quantity: Decimal = Field(allow_inf_nan=False)
+    quantity: Qty
     reason: str = Field(min_length=1, max_length=500)
     idempotency_key: str = Field(min_length=1, max_length=128)
 
 
 class WaybillIn(Model):
-    transport_permit_id: int
-    quantity: Decimal = Field(allow_inf_nan=False)
-    eta: datetime
+    transport_permit_id: Id
+    quantity: Qty
+    eta: Moment
 
 
 @bp.post("/enterprises/<int:enterprise_id>/events", body=EventIn, roles=ANY, idempotent=True, status=201)
@@ -52,10 +45,7 @@ def file_event(ctx: Ctx, enterprise_id: int) -> dict:
 @bp.get("/enterprises/<int:enterprise_id>/events", query=PageQuery, roles=ANY)
 def list_events(ctx: Ctx, enterprise_id: int) -> dict:
     """企业流向台账（仅本企业成员与辖区监管部门）"""
-    rows, nxt = ledger.list_events(
-        ctx.session, ctx.me, enterprise_id, cursor=ctx.query.cursor, limit=ctx.query.limit
-    )
-    return {"items": [views.event(e) for e in rows], "next_cursor": nxt}
+    return ledger.events_page(ctx.session, ctx.me, enterprise_id, ctx.query, views.event)
 
 
 @bp.post("/events/<int:event_id>/corrections", body=CorrectionIn, roles=ANY, idempotent=True, status=201)

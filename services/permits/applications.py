@@ -7,7 +7,7 @@ listing every failing rule; nothing is issued.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -16,11 +16,15 @@ from sqlalchemy.orm import Session
 from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.identity import Person
 from models.permits.applications import Application, ApplicationStatus, Permit, Purpose
 from models.permits.enterprises import Enterprise, EnterpriseKind, Vehicle
 from models.platform import AuditEntry
 from services.permits import catalogue, instant_check, issuing, rules
 from services.permits.enterprises import get_enterprise, require_member, require_regulator
+
+MAX_LEAD_DAYS = 30  # a transport window starts within a month of applying
+MAX_WINDOW_DAYS = 31
 
 
 def _window(start: date, end: date, now: datetime) -> None:
@@ -28,8 +32,12 @@ def _window(start: date, end: date, now: datetime) -> None:
         raise ValidationFailed(
             "运输结束日期早于开始日期", code="invalid_window", fields={"window_end": "早于开始日期"}
         )
-    if end < issuing.local_date(now):
+    today = issuing.local_date(now)
+    if end < today:
         raise ValidationFailed("运输期已过", code="window_in_past", fields={"window_end": "运输期已过"})
+    if start > today + timedelta(days=MAX_LEAD_DAYS) or (end - start).days > MAX_WINDOW_DAYS:
+        msg = f"运输期须在{MAX_LEAD_DAYS}天内开始，且不超过{MAX_WINDOW_DAYS}天"
+        raise ValidationFailed(msg, code="invalid_window", fields={"window_end": msg})
 
 
 def _record(session: Session, app: Application, res: instant_check.CheckResult) -> None:
@@ -111,6 +119,9 @@ def apply_transport(
         raise ValidationFailed(
             "承运企业类型应为运输企业", code="not_a_carrier", fields={"carrier_enterprise_id": "不是运输企业"}
         )
+    for field, pid in (("driver_id", driver_id), ("escort_id", escort_id)):
+        if pid is not None and session.get(Person, pid) is None:
+            raise ValidationFailed("人员不存在", code="person_not_found", fields={field: "人员不存在"})
     vehicle = session.get(Vehicle, vehicle_id)
     if vehicle is None or vehicle.enterprise_id != carrier.id:
         msg = "车辆及其证照不属于承运企业"

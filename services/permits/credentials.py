@@ -38,6 +38,9 @@ def add_vehicle(session: Session, actor: Actor, enterprise_id: int, plate: str, 
         plate = normalize_plate(plate, colour)
     except InvalidValue as exc:
         raise ValidationFailed(exc.message, code=exc.code, fields={"plate": exc.message}) from None
+    taken = select(Vehicle.id).where(Vehicle.plate == plate, Vehicle.plate_colour == colour)
+    if session.scalar(taken) is not None:
+        raise ValidationFailed("该车辆已登记", code="plate_taken", fields={"plate": "该车辆已登记"})
     vehicle = Vehicle(enterprise_id=enterprise_id, plate=plate, plate_colour=colour)
     session.add(vehicle)
     session.flush()

@@ -106,6 +106,8 @@ def register(
         raise ValidationFailed(
             "该统一社会信用代码已注册", code="uscc_taken", fields={"uscc": "该统一社会信用代码已注册"}
         )
+    if org_unit_id is not None and session.get(OrgUnit, org_unit_id) is None:
+        raise ValidationFailed(code="org_unit_not_found", fields={"org_unit_id": "组织不存在"})
     ent = Enterprise(name=name, uscc=code, kind=EnterpriseKind(kind), org_unit_id=org_unit_id)
     session.add(ent)
     session.flush()

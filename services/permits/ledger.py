@@ -8,9 +8,10 @@ A stocktake outside tolerance raises a mass-balance signal.
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,10 +21,11 @@ from sqlalchemy.orm import Session
 from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance
+from core.pagination import PageQuery, paginate
+from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance, Waybill
 from services.permits import catalogue, rules, signals, waybills
 from services.permits.catalogue import qty as fmt
-from services.permits.enterprises import member_roles, require_reader, site_of
+from services.permits.enterprises import get_enterprise, member_roles, require_reader, site_of
 
 SIGN = {
     EventKind.produce: 1,
@@ -147,6 +149,7 @@ def file_event(
     if kind not in ROLES:
         raise ValidationFailed(code="invalid_event_kind", fields={"kind": "事件类型无效"})
     ekind = EventKind(kind)
+    get_enterprise(session, enterprise_id)
     have = member_roles(session, actor, enterprise_id)
     if not have and not actor.has_role("admin"):
         raise Forbidden("您不是该企业的成员", code="not_enterprise_member")
@@ -160,6 +163,8 @@ def file_event(
         if not _same(prior, ekind, chemical_id, qty, waybill_id):
             raise Conflict("该幂等键已用于另一条事件", code="idempotency_key_reused")
         return prior, False
+    if waybill_id is not None and session.get(Waybill, waybill_id) is None:
+        raise NotFound("运单不存在", code="waybill_not_found")
     site = None if ekind in TRANSIT else site_of(session, enterprise_id, site_id)
     ev = LedgerEvent(
         enterprise_id=enterprise_id,
@@ -265,18 +270,17 @@ def approve_correction(
     return ev
 
 
-def list_events(
-    session: Session, actor: Actor, enterprise_id: int, *, cursor: str | None = None, limit: int = 50
-) -> tuple[list[LedgerEvent], str | None]:
+def events_page(
+    session: Session, actor: Actor, enterprise_id: int, query: PageQuery, convert: Callable[[Any], Any]
+) -> dict[str, Any]:
     """The enterprise's ledger, newest first (members and covering regulators only)."""
     require_reader(session, actor, enterprise_id)
     stmt = select(LedgerEvent).where(LedgerEvent.enterprise_id == enterprise_id)
-    if cursor:
-        try:
-            last = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-        except ValueError:
-            raise ValidationFailed(code="invalid_cursor", fields={"cursor": "游标无效"}) from None
-        stmt = stmt.where(LedgerEvent.id < last)
-    rows = list(session.scalars(stmt.order_by(LedgerEvent.id.desc()).limit(limit + 1)))
-    nxt = base64.urlsafe_b64encode(str(rows[limit - 1].id).encode()).decode() if len(rows) > limit else None
-    return rows[:limit], nxt
+    return paginate(session, stmt, LedgerEvent.id, query, convert)
+
+
+def list_events(session: Session, actor: Actor, enterprise_id: int, limit: int = 50) -> list[LedgerEvent]:
+    """The newest ``limit`` events (same access rule as ``events_page``)."""
+    require_reader(session, actor, enterprise_id)
+    stmt = select(LedgerEvent).where(LedgerEvent.enterprise_id == enterprise_id)
+    return list(session.scalars(stmt.order_by(LedgerEvent.id.desc()).limit(limit)))

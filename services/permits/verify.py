@@ -58,7 +58,7 @@ def by_token(session: Session, token: str, now: datetime | None = None) -> dict:
         reason = exc.reason
         msg = signing.TOKEN_REASON_MESSAGES.get(reason, "二维码无效")
         raise ValidationFailed(msg, code=f"token_{reason}", fields={"token": msg}) from None
-    permit = session.get(Permit, claims.object_id)
+    permit = session.get(Permit, claims.object_id) if claims.object_id < 2**31 else None
     if claims.kind != signing.KIND_PERMIT or permit is None or permit.enterprise_id != claims.scope_id:
         raise NotFound("二维码不对应任何证明", code="permit_not_found")
     return public_view(session, permit, now or utcnow())
