@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models.permits.applications import Permit, PermitStatus
@@ -50,6 +50,24 @@ def _latest(session: Session, kind: CredentialKind, **where: int) -> Credential 
     for col, value in where.items():
         stmt = stmt.where(getattr(Credential, col) == value)
     return session.scalar(stmt.order_by(Credential.valid_until.desc()).limit(1))
+
+
+def _trip_credentials(
+    session: Session, vehicle_id: int, person_ids: list[int]
+) -> dict[tuple[CredentialKind, int], Credential]:
+    """Newest credential per (kind, vehicle or person) in one query."""
+    rows = session.scalars(
+        select(Credential).where(
+            Credential.status != CredentialStatus.revoked,
+            or_(Credential.vehicle_id == vehicle_id, Credential.person_id.in_(person_ids)),
+        )
+    )
+    out: dict[tuple[CredentialKind, int], Credential] = {}
+    for c in rows:
+        key = (c.kind, c.vehicle_id if c.vehicle_id is not None else c.person_id)
+        if key not in out or c.valid_until > out[key].valid_until:
+            out[key] = c
+    return out
 
 
 def _require_valid(
@@ -108,30 +126,19 @@ def check_transport(
     end: date,
 ) -> CheckResult:
     res = CheckResult()
-    reg = _require_valid(
-        res,
-        _latest(session, CredentialKind.vehicle_registration, vehicle_id=vehicle.id),
-        CredentialKind.vehicle_registration,
-        start,
-        end,
-    )
-    rtc = _require_valid(
-        res,
-        _latest(session, CredentialKind.road_transport, vehicle_id=vehicle.id),
-        CredentialKind.road_transport,
-        start,
-        end,
-    )
+    creds = _trip_credentials(session, vehicle.id, [p for p in (driver_id, escort_id) if p is not None])
+    vk = (CredentialKind.vehicle_registration, CredentialKind.road_transport)
+    reg, rtc = (_require_valid(res, creds.get((k, vehicle.id)), k, start, end) for k in vk)
     plates = {vehicle.plate} | {c.plate for c in (reg, rtc) if c is not None and c.plate}
     if plates != {plate}:
         res.fail("plate_mismatch", f"申请车牌 {plate} 与行驶证/道路运输证登记车牌不一致")
     if not is_member(session, carrier.id, driver_id, "driver"):
         res.fail("driver_not_in_carrier", "驾驶员不属于承运企业")
     for kind in (CredentialKind.driving_licence, CredentialKind.driver_qualification):
-        _require_valid(res, _latest(session, kind, person_id=driver_id), kind, start, end)
+        _require_valid(res, creds.get((kind, driver_id)), kind, start, end)
     if escort_id is not None:
         kind = CredentialKind.escort_qualification
-        _require_valid(res, _latest(session, kind, person_id=escort_id), kind, start, end)
+        _require_valid(res, creds.get((kind, escort_id)), kind, start, end)
     _check_enterprise(session, res, applicant, chem, end)
     if carrier.id != applicant.id and carrier.status == EnterpriseStatus.suspended:
         res.fail("carrier_suspended", f"承运企业 {carrier.name} 已被暂停业务")

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.pagination import PageQuery, paginate
-from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance, Waybill
+from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance
 from services.permits import catalogue, rules, signals, waybills
 from services.permits.catalogue import qty as fmt
 from services.permits.enterprises import get_enterprise, member_roles, require_reader, site_of
@@ -91,38 +91,81 @@ def lock_balance(session: Session, enterprise_id: int, site_id: int, chemical_id
     )
 
 
-def _apply_stock(session: Session, ev: LedgerEvent, kind: EventKind, qty: Decimal, now: datetime) -> None:
+def _move_stock(session: Session, ev: LedgerEvent, delta: Decimal, now: datetime) -> Decimal:
+    """Add ``delta`` to the stream's book stock in one statement; refuse to go below zero.
+
+    In: an upsert. Out: an UPDATE guarded by ``quantity + delta >= 0``. Both lock the row
+    until commit, so concurrent events on one stream serialise without a read first.
+    """
+    t = StockBalance.__table__
+    key = (
+        t.c.enterprise_id == ev.enterprise_id,
+        t.c.site_id == ev.site_id,
+        t.c.chemical_id == ev.chemical_id,
+    )
+    if delta >= 0:
+        ins = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert(t)
+        stmt = ins.values(
+            enterprise_id=ev.enterprise_id,
+            site_id=ev.site_id,
+            chemical_id=ev.chemical_id,
+            quantity=delta,
+            updated_at=now,
+        ).on_conflict_do_update(
+            index_elements=[t.c.enterprise_id, t.c.site_id, t.c.chemical_id],
+            set_={"quantity": t.c.quantity + delta, "updated_at": now},
+        )
+        return Decimal(session.execute(stmt.returning(t.c.quantity)).scalar_one())
+    stmt = (
+        update(t).where(*key, t.c.quantity + delta >= 0).values(quantity=t.c.quantity + delta, updated_at=now)
+    )
+    after = session.execute(stmt.returning(t.c.quantity)).scalar()
+    if after is None:
+        book = session.execute(select(t.c.quantity).where(*key)).scalar() or 0
+        msg = f"库存不足：账面 {fmt(book)}，本次 {fmt(-delta)}"
+        raise ValidationFailed(msg, code="stock_insufficient", fields={"quantity": msg})
+    return Decimal(after)
+
+
+def _stocktake(session: Session, ev: LedgerEvent, now: datetime) -> Decimal | None:
+    """Set the book to the counted quantity; returns the book before (for the variance)."""
     bal = lock_balance(session, ev.enterprise_id, ev.site_id, ev.chemical_id)
-    if kind == EventKind.stocktake:
-        book = Decimal(bal.quantity)
-        ev.variance = qty - book
-        bal.quantity = qty
-        cfg = rules.RISK["mass_balance"]
-        limit = abs(book) * Decimal(str(cfg["tolerance_pct"])) / 100
-        if abs(ev.variance) > limit:
-            signals.raise_signal(
-                session,
-                ev.enterprise_id,
-                "mass_balance",
-                f"stream:{ev.site_id}:{ev.chemical_id}",
-                rule="盘点数与账面数差异超过容差（期初+入−出−用−销毁=期末）",
-                inputs={
-                    "book": fmt(book),
-                    "counted": fmt(qty),
-                    "variance": fmt(ev.variance),
-                    "event_id": ev.id,
-                },
-                threshold={"tolerance_pct": cfg["tolerance_pct"]},
-                now=now,
-            )
-    else:
-        after = Decimal(bal.quantity) + SIGN[kind] * qty
-        if after < 0:
-            msg = f"库存不足：账面 {bal.quantity}，本次 {qty}"
-            raise ValidationFailed(msg, code="stock_insufficient", fields={"quantity": msg})
-        bal.quantity = after
-    bal.updated_at = now
-    ev.balance_after = bal.quantity
+    book = Decimal(bal.quantity)
+    bal.quantity, bal.updated_at = ev.quantity, now
+    ev.variance, ev.balance_after = ev.quantity - book, ev.quantity
+    return book
+
+
+def _check_stocktake(session: Session, ev: LedgerEvent, book: Decimal, now: datetime) -> None:
+    cfg = rules.RISK["mass_balance"]
+    limit = abs(book) * Decimal(str(cfg["tolerance_pct"])) / 100
+    if abs(ev.variance) <= limit:
+        return
+    signals.raise_signal(
+        session,
+        ev.enterprise_id,
+        "mass_balance",
+        f"stream:{ev.site_id}:{ev.chemical_id}",
+        rule="盘点数与账面数差异超过容差（期初+入−出−用−销毁=期末）",
+        inputs={
+            "book": fmt(book),
+            "counted": fmt(ev.quantity),
+            "variance": fmt(ev.variance),
+            "event_id": ev.id,
+        },
+        threshold={"tolerance_pct": cfg["tolerance_pct"]},
+        now=now,
+    )
+
+
+def _authorise(session: Session, actor: Actor, enterprise_id: int, kind: EventKind) -> None:
+    have = member_roles(session, actor, enterprise_id)
+    if not have:
+        if not actor.has_role("admin"):
+            raise Forbidden("您不是该企业的成员", code="not_enterprise_member")
+        get_enterprise(session, enterprise_id)
+    elif not have & ROLES[kind]:
+        raise Forbidden("您的企业角色不能报送此类事件", code="enterprise_role_required")
 
 
 def file_event(
@@ -149,12 +192,7 @@ def file_event(
     if kind not in ROLES:
         raise ValidationFailed(code="invalid_event_kind", fields={"kind": "事件类型无效"})
     ekind = EventKind(kind)
-    get_enterprise(session, enterprise_id)
-    have = member_roles(session, actor, enterprise_id)
-    if not have and not actor.has_role("admin"):
-        raise Forbidden("您不是该企业的成员", code="not_enterprise_member")
-    if have and not have & ROLES[ekind]:
-        raise Forbidden("您的企业角色不能报送此类事件", code="enterprise_role_required")
+    _authorise(session, actor, enterprise_id, ekind)
     chem = catalogue.chemical(session, chemical_id)
     catalogue.check_quantity(chem, quantity, unit)
     qty = Decimal(str(quantity))
@@ -163,8 +201,6 @@ def file_event(
         if not _same(prior, ekind, chemical_id, qty, waybill_id):
             raise Conflict("该幂等键已用于另一条事件", code="idempotency_key_reused")
         return prior, False
-    if waybill_id is not None and session.get(Waybill, waybill_id) is None:
-        raise NotFound("运单不存在", code="waybill_not_found")
     site = None if ekind in TRANSIT else site_of(session, enterprise_id, site_id)
     ev = LedgerEvent(
         enterprise_id=enterprise_id,
@@ -179,21 +215,23 @@ def file_event(
         idempotency_key=idempotency_key,
         created_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(ev)
-            session.flush()
-    except IntegrityError:
-        # A concurrent submission with the same key won the insert.
-        prior = _existing(session, enterprise_id, idempotency_key)
-        if prior is None or not _same(prior, ekind, chemical_id, qty, waybill_id):
-            raise Conflict("该幂等键已用于另一条事件", code="idempotency_key_reused") from None
-        return prior, False
     if waybill_id is not None or ekind in (*TRANSIT, EventKind.ship, EventKind.receive):
         waybills.record_step(session, ev, now)
-    if site is not None:
-        _apply_stock(session, ev, ekind, qty, now)
-    session.flush()
+    book = None
+    if ekind == EventKind.stocktake:
+        book = _stocktake(session, ev, now)
+    elif site is not None:
+        ev.balance_after = _move_stock(session, ev, SIGN[ekind] * qty, now)
+    session.add(ev)
+    try:
+        session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: the client retries.
+        raise Conflict(
+            "同一幂等键的请求正在处理，请稍后重试", code="idempotency_key_in_flight", status=409
+        ) from None
+    if book is not None:
+        _check_stocktake(session, ev, book, now)
     return ev, True
 
 
