@@ -88,6 +88,7 @@ def issue(session: Session, app: Application, credential_ids: list[int], kek: by
         token="",
         issued_at=now,
     )
+    ring = signing_ring(session, SIGNING_SCOPE, kek)
     session.add(permit)
     session.flush()
     kind = "G" if app.purpose == Purpose.purchase else "Y"
@@ -100,7 +101,7 @@ def issue(session: Session, app: Application, credential_ids: list[int], kek: by
         zone=chem.category,
         not_before=int(day_start(valid_from).timestamp()),
         not_after=int(day_start(valid_until + timedelta(days=1)).timestamp()),
-        ring=signing_ring(session, SIGNING_SCOPE, kek),
+        ring=ring,
     )
     for cid in dict.fromkeys(credential_ids):
         session.add(PermitCredential(permit_id=permit.id, credential_id=cid))
