@@ -79,6 +79,12 @@ def render_certificate(session: Session, item: OutboxItem) -> dict:
     return {"key": stored.key, "sha256": stored.sha256}
 
 
+@job("permits.notify_person", queue=queues.NOTIFICATIONS)
+def notify_person(session: Session, item: OutboxItem) -> dict:
+    """Notify one person (invitations); recorded like ``permits.notify`` until push lands."""
+    return {"recipients": [item.payload["person_id"]], "text": item.payload.get("text", "")}
+
+
 @job("permits.notify", queue=queues.NOTIFICATIONS)
 def notify(session: Session, item: OutboxItem) -> dict:
     """Notify an enterprise's managers (credential reminders, warnings, escalations).

@@ -60,6 +60,22 @@ def add_member(ctx: Ctx, enterprise_id: int) -> dict:
     return {"id": m.id, "person_id": m.person_id, "role": m.role.value}
 
 
+@bp.post(
+    "/enterprises/<int:enterprise_id>/invitations", body=MemberIn, roles=ANY, idempotent=True, status=201
+)
+def invite_member(ctx: Ctx, enterprise_id: int) -> dict:
+    """邀请成员（对方确认后生效）"""
+    m = enterprises.invite_member(ctx.session, ctx.me, enterprise_id, ctx.body.person_id, ctx.body.role)
+    return {"id": m.id, "person_id": m.person_id, "role": m.role.value, "status": m.status.value}
+
+
+@bp.post("/invitations/<int:member_id>/accept", roles=ANY)
+def accept_invitation(ctx: Ctx, member_id: int) -> dict:
+    """接受邀请"""
+    m = enterprises.accept_invitation(ctx.session, ctx.me, member_id)
+    return {"id": m.id, "enterprise_id": m.enterprise_id, "role": m.role.value, "status": m.status.value}
+
+
 @bp.post("/enterprises/<int:enterprise_id>/vehicles", body=VehicleIn, roles=ANY, idempotent=True, status=201)
 def add_vehicle(ctx: Ctx, enterprise_id: int) -> dict:
     """登记车辆"""

@@ -147,6 +147,52 @@ def add_member(session: Session, actor: Actor, enterprise_id: int, person_id: in
     return _add_member(session, enterprise_id, person_id, MemberRole(role), actor.person_id)
 
 
+def invite_member(session: Session, actor: Actor, enterprise_id: int, person_id: int, role: str) -> Member:
+    """A manager invites a person; the role counts only after ``accept_invitation``.
+
+    Side effects: an ``invited`` membership and a notification row (dedup per invitation).
+    Inviting someone already active in that role changes nothing.
+    """
+    from core import outbox
+
+    require_member(session, actor, enterprise_id, "manager")
+    if role not in MemberRole.__members__:
+        raise ValidationFailed(code="invalid_member_role", fields={"role": "角色无效"})
+    if session.get(Person, person_id) is None:
+        raise NotFound("人员不存在", code="person_not_found")
+    member = session.scalar(
+        select(Member).where(
+            Member.enterprise_id == enterprise_id,
+            Member.person_id == person_id,
+            Member.role == MemberRole(role),
+        )
+    )
+    if member is not None and member.status == MemberStatus.active:
+        return member
+    if member is None:
+        member = Member(enterprise_id=enterprise_id, person_id=person_id, role=MemberRole(role))
+        session.add(member)
+    member.status, member.invited_by_id = MemberStatus.invited, actor.person_id
+    session.flush()
+    outbox.add(
+        session,
+        "permits.notify_person",
+        {"person_id": person_id, "text": f"您被邀请担任{ROLE_NAMES[role]}，请在小程序中确认"},
+        dedup_key=f"invite:{member.id}:{member.status.value}",
+    )
+    return member
+
+
+def accept_invitation(session: Session, actor: Actor, member_id: int) -> Member:
+    """The invited person accepts; the membership becomes active (idempotent)."""
+    member = session.get(Member, member_id)
+    if member is None or member.person_id != actor.person_id:
+        raise NotFound("邀请不存在", code="invitation_not_found")
+    if member.status == MemberStatus.removed:
+        raise Forbidden("邀请已撤销", code="invitation_revoked")
+    return _add_member(session, member.enterprise_id, member.person_id, member.role, member.invited_by_id)
+
+
 def site_of(session: Session, enterprise_id: int, site_id: int | None) -> Site:
     """The enterprise's site ``site_id`` (or its first site)."""
     stmt = select(Site).where(Site.enterprise_id == enterprise_id)

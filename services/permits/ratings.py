@@ -172,4 +172,5 @@ def summary(session: Session, actor: Actor, enterprise_id: int, quarter: str) ->
         if prev is None
         else {"score": round(score - float(prev.score), 1), "stars": row.stars - prev.stars},
         "next_star": next_star(score, row.stars, row.indicators),
+        "inspections_per_year": rules.INSPECTIONS_PER_YEAR[row.stars],
     }

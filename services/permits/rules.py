@@ -98,7 +98,6 @@ RISK: dict[str, dict[str, Any]] = {
         "severity": "yellow",
         "reevaluate_hours": 24,
     },
-    "quantity_over_permit": {"severity": "red", "reevaluate_hours": 24},
 }
 
 #: Which department a warning of each risk type goes to.
@@ -110,7 +109,6 @@ DEPARTMENT_BY_RISK = {
     "fatigue_driving": "transport",
     "credential_lapse": "transport",
     "cumulative_purchase": "police",
-    "quantity_over_permit": "police",
 }
 
 WARNING_SLA_DAYS = 7
@@ -127,6 +125,8 @@ RATING_WEIGHTS = {
     "training": 10,
 }
 STAR_THRESHOLDS = ((90, 5), (80, 4), (70, 3), (60, 2), (0, 1))
+#: Supervision intensity follows the stars (on-site inspections per year); policy value.
+INSPECTIONS_PER_YEAR = {5: 1, 4: 2, 3: 4, 2: 6, 1: 12}
 
 
 def purpose_rule(purpose: str, category: int) -> PurposeRule:
@@ -146,4 +146,5 @@ def describe() -> dict[str, Any]:
         "risk": RISK,
         "rating_weights": RATING_WEIGHTS,
         "star_thresholds": [list(t) for t in STAR_THRESHOLDS],
+        "inspections_per_year": INSPECTIONS_PER_YEAR,
     }

@@ -92,3 +92,15 @@ def test_signal_is_resolved_when_warning_closes(db, world):
     warnings.handle(db, reg, w.id, "ok", now=NOW)
     warnings.close(db, reg, w.id, "ok", now=NOW)
     assert db.get(RiskSignal, w.signal_id).status == SignalStatus.resolved
+
+
+def test_invited_member_has_no_role_until_accepting(db, world):
+    from services.permits import enterprises
+
+    person = make_person(db, org=world.org, name="新库管")
+    inv = enterprises.invite_member(db, actor(db, world.seller_mgr), world.seller.id, person.id, "warehouse")
+    assert enterprises.member_roles(db, actor(db, person), world.seller.id) == set()
+    with pytest.raises(Forbidden):
+        enterprises.require_member(db, actor(db, person), world.seller.id)
+    enterprises.accept_invitation(db, actor(db, person), inv.id)
+    assert enterprises.member_roles(db, actor(db, person), world.seller.id) == {"warehouse"}
