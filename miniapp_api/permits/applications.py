@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.api import ANY, PUBLIC, Ctx
+from core.api import PUBLIC, Ctx
 from core.validation import Model
 from miniapp_api.permits import views
 from miniapp_api.permits.blueprint import Day, Id, Qty, bp
@@ -42,7 +42,7 @@ class TokenIn(Model):
     token: str = Field(min_length=1, max_length=400)
 
 
-@bp.post("/applications/purchase", body=PurchaseIn, roles=ANY, idempotent=True, status=201)
+@bp.post("/applications/purchase", body=PurchaseIn, roles=("enterprise",), idempotent=True, status=201)
 def apply_purchase(ctx: Ctx) -> dict:
     """购买申请/备案：秒核通过即出证，第一类转监管审批"""
     app, permit = applications.apply_purchase(
@@ -51,7 +51,7 @@ def apply_purchase(ctx: Ctx) -> dict:
     return views.application(app, permit)
 
 
-@bp.post("/applications/transport", body=TransportIn, roles=ANY, idempotent=True, status=201)
+@bp.post("/applications/transport", body=TransportIn, roles=("enterprise",), idempotent=True, status=201)
 def apply_transport(ctx: Ctx) -> dict:
     """运输申请/备案：智能秒核（车辆、驾驶员、许可剩余量、企业风险码）"""
     app, permit = applications.apply_transport(

@@ -53,7 +53,13 @@ def register_enterprise(ctx: Ctx) -> dict:
     return {"id": ent.id, "name": ent.name, "uscc": ent.uscc, "kind": ent.kind.value}
 
 
-@bp.post("/enterprises/<int:enterprise_id>/members", body=MemberIn, roles=ANY, idempotent=True, status=201)
+@bp.post(
+    "/enterprises/<int:enterprise_id>/members",
+    body=MemberIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
+)
 def add_member(ctx: Ctx, enterprise_id: int) -> dict:
     """添加企业成员（专管员操作）"""
     m = enterprises.add_member(ctx.session, ctx.me, enterprise_id, ctx.body.person_id, ctx.body.role)
@@ -61,7 +67,11 @@ def add_member(ctx: Ctx, enterprise_id: int) -> dict:
 
 
 @bp.post(
-    "/enterprises/<int:enterprise_id>/invitations", body=MemberIn, roles=ANY, idempotent=True, status=201
+    "/enterprises/<int:enterprise_id>/invitations",
+    body=MemberIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
 )
 def invite_member(ctx: Ctx, enterprise_id: int) -> dict:
     """邀请成员（对方确认后生效）"""
@@ -76,7 +86,13 @@ def accept_invitation(ctx: Ctx, member_id: int) -> dict:
     return {"id": m.id, "enterprise_id": m.enterprise_id, "role": m.role.value, "status": m.status.value}
 
 
-@bp.post("/enterprises/<int:enterprise_id>/vehicles", body=VehicleIn, roles=ANY, idempotent=True, status=201)
+@bp.post(
+    "/enterprises/<int:enterprise_id>/vehicles",
+    body=VehicleIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
+)
 def add_vehicle(ctx: Ctx, enterprise_id: int) -> dict:
     """登记车辆"""
     v = credentials.add_vehicle(ctx.session, ctx.me, enterprise_id, ctx.body.plate, ctx.body.plate_colour)
@@ -84,7 +100,11 @@ def add_vehicle(ctx: Ctx, enterprise_id: int) -> dict:
 
 
 @bp.post(
-    "/enterprises/<int:enterprise_id>/credentials", body=CredentialIn, roles=ANY, idempotent=True, status=201
+    "/enterprises/<int:enterprise_id>/credentials",
+    body=CredentialIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
 )
 def add_credential(ctx: Ctx, enterprise_id: int) -> dict:
     """登记证照（车辆、驾驶员、押运员、企业许可/备案）"""

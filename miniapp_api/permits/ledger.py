@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.api import ANY, Ctx
+from core.api import Ctx
 from core.pagination import PageQuery
 from core.validation import Model
 from miniapp_api.permits import views
@@ -35,32 +35,44 @@ class WaybillIn(Model):
     eta: Moment
 
 
-@bp.post("/enterprises/<int:enterprise_id>/events", body=EventIn, roles=ANY, idempotent=True, status=201)
+@bp.post(
+    "/enterprises/<int:enterprise_id>/events",
+    body=EventIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
+)
 def file_event(ctx: Ctx, enterprise_id: int) -> dict:
     """报送流向事件（同一幂等键只记一次）"""
     ev, created = ledger.file_event(ctx.session, ctx.me, enterprise_id, **ctx.body.model_dump())
     return {**views.event(ev), "created": created}
 
 
-@bp.get("/enterprises/<int:enterprise_id>/events", query=PageQuery, roles=ANY)
+@bp.get("/enterprises/<int:enterprise_id>/events", query=PageQuery, roles=("enterprise", "regulator"))
 def list_events(ctx: Ctx, enterprise_id: int) -> dict:
     """企业流向台账（仅本企业成员与辖区监管部门）"""
     return ledger.events_page(ctx.session, ctx.me, enterprise_id, ctx.query, views.event)
 
 
-@bp.post("/events/<int:event_id>/corrections", body=CorrectionIn, roles=ANY, idempotent=True, status=201)
+@bp.post(
+    "/events/<int:event_id>/corrections",
+    body=CorrectionIn,
+    roles=("enterprise",),
+    idempotent=True,
+    status=201,
+)
 def request_correction(ctx: Ctx, event_id: int) -> dict:
     """申请更正（新事件，待另一人审批）"""
     return views.event(ledger.request_correction(ctx.session, ctx.me, event_id, **ctx.body.model_dump()))
 
 
-@bp.post("/events/<int:event_id>/approve", roles=ANY)
+@bp.post("/events/<int:event_id>/approve", roles=("enterprise",))
 def approve_correction(ctx: Ctx, event_id: int) -> dict:
     """审批更正（须为另一名专管员）"""
     return views.event(ledger.approve_correction(ctx.session, ctx.me, event_id))
 
 
-@bp.post("/waybills", body=WaybillIn, roles=ANY, idempotent=True, status=201)
+@bp.post("/waybills", body=WaybillIn, roles=("enterprise",), idempotent=True, status=201)
 def create_waybill(ctx: Ctx) -> dict:
     """开具运单（一单贯通）"""
     b = ctx.body
@@ -69,7 +81,7 @@ def create_waybill(ctx: Ctx) -> dict:
     )
 
 
-@bp.post("/waybills/<int:waybill_id>/close", roles=ANY)
+@bp.post("/waybills/<int:waybill_id>/close", roles=("enterprise",))
 def close_waybill(ctx: Ctx, waybill_id: int) -> dict:
     """运单三方闭环（收货企业专管员）"""
     return views.waybill(waybills.close(ctx.session, ctx.me, waybill_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from sqlalchemy import select
 
-from core.api import ANY, Ctx
+from core.api import Ctx
 from core.validation import Model
 from miniapp_api.permits import views
 from miniapp_api.permits.blueprint import bp
@@ -22,7 +22,7 @@ class QuarterQuery(Model):
     quarter: str = Field(pattern=r"^20\d\dQ[1-4]$")
 
 
-@bp.get("/enterprises/<int:enterprise_id>/risk", roles=ANY)
+@bp.get("/enterprises/<int:enterprise_id>/risk", roles=("enterprise", "regulator"))
 def risk_code(ctx: Ctx, enterprise_id: int) -> dict:
     """三色码及其依据（规则、输入、阈值、复评时间）"""
     require_reader(ctx.session, ctx.me, enterprise_id)
@@ -37,7 +37,7 @@ def risk_code(ctx: Ctx, enterprise_id: int) -> dict:
     }
 
 
-@bp.get("/warnings", roles=ANY)
+@bp.get("/warnings", roles=("enterprise", "regulator"))
 def list_warnings(ctx: Ctx) -> list:
     """我可见的预警（部门辖区内或本企业）"""
     return [views.warning(w) for w in warnings.list_for(ctx.session, ctx.me)]
@@ -61,13 +61,13 @@ def close(ctx: Ctx, warning_id: int) -> dict:
     return views.warning(warnings.close(ctx.session, ctx.me, warning_id, ctx.body.text))
 
 
-@bp.post("/warnings/<int:warning_id>/answer", body=TextIn, roles=ANY)
+@bp.post("/warnings/<int:warning_id>/answer", body=TextIn, roles=("enterprise",))
 def answer(ctx: Ctx, warning_id: int) -> dict:
     """企业专管员说明情况"""
     return views.warning(warnings.answer(ctx.session, ctx.me, warning_id, ctx.body.text))
 
 
-@bp.get("/enterprises/<int:enterprise_id>/rating", query=QuarterQuery, roles=ANY)
+@bp.get("/enterprises/<int:enterprise_id>/rating", query=QuarterQuery, roles=("enterprise", "regulator"))
 def rating(ctx: Ctx, enterprise_id: int) -> dict:
     """季度星级：得分、权重、环比变化、升星所需"""
     return ratings.summary(ctx.session, ctx.me, enterprise_id, ctx.query.quarter)

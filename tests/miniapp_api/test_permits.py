@@ -185,3 +185,16 @@ def test_waybill_closed_twice_is_refused(client, db, world):
 def test_risk_code_is_explained(client, db, world):
     resp = _api(client, db, world.seller_mgr).get(f"/permits/enterprises/{world.seller.id}/risk")
     assert resp.json["data"] == {"colour": "green", "signals": []}
+
+
+def test_cross_tenant_member_of_a_cannot_file_for_b(client, db, world):
+    body = {
+        "kind": "produce",
+        "chemical_id": world.toluene.id,
+        "quantity": "1",
+        "unit": "kg",
+        "idempotency_key": "z",
+    }
+    resp = _api(client, db, world.buyer_mgr).post(f"/permits/enterprises/{world.seller.id}/events", body)
+    assert resp.status_code == 403 and resp.json["error"]["code"] == "not_enterprise_member"
+    assert _count(db, LedgerEvent) == 0
