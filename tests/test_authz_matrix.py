@@ -60,6 +60,8 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "POST /api/v1/permits/warnings/<int:warning_id>/close": REGULATOR,
     "POST /api/v1/permits/warnings/<int:warning_id>/answer": ENTERPRISE,
     "GET /api/v1/permits/enterprises/<int:enterprise_id>/rating": ENTERPRISE_OR_REGULATOR,
+    "POST /api/v1/permits/permits/<int:permit_id>/revoke": REGULATOR,
+    "GET /api/v1/permits/revoked": PUBLIC,
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.

@@ -8,7 +8,7 @@ from core.api import PUBLIC, Ctx
 from core.validation import Model
 from miniapp_api.permits import views
 from miniapp_api.permits.blueprint import Day, Id, Qty, bp
-from services.permits import applications, verify
+from services.permits import applications, revocation, verify
 
 
 class PurchaseIn(Model):
@@ -90,3 +90,19 @@ def verify_number(ctx: Ctx, number: str) -> dict:
 def verify_qr(ctx: Ctx) -> dict:
     """公开核验：扫描二维码（签名令牌）"""
     return verify.by_token(ctx.session, ctx.body.token)
+
+
+class RevokeIn(Model):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@bp.post("/permits/<int:permit_id>/revoke", body=RevokeIn, roles=("regulator",))
+def revoke(ctx: Ctx, permit_id: int) -> dict:
+    """吊销许可/备案（留痕）"""
+    return views.permit_out(revocation.revoke(ctx.session, ctx.me, permit_id, ctx.body.reason))
+
+
+@bp.get("/revoked", roles=PUBLIC)
+def revoked(ctx: Ctx) -> dict:
+    """已吊销证明列表（供离线核验）"""
+    return revocation.revocation_list(ctx.session)

@@ -117,3 +117,23 @@ def test_bad_quantity_or_unit_is_refused(db, world, quantity, unit, code):
             now=NOW,
         )
     assert err.value.code == code
+
+
+def test_revoked_permit_verifies_as_revoked_and_is_listed(db, world):
+    from core.errors import Conflict, Forbidden
+    from services.permits import revocation
+
+    permit = purchase(db, world)
+    with pytest.raises(Forbidden):
+        revocation.revoke(db, actor(db, world.buyer_mgr), permit.id, "自行吊销", now=NOW)
+    revocation.revoke(db, actor(db, world.regulator), permit.id, "违规转让", now=NOW)
+    assert verify.by_number(db, permit.number, now=NOW)["status"] == "revoked"
+    assert verify.by_token(db, permit.token, now=NOW)["status"] == "revoked"
+    assert permit.id in [r["object_id"] for r in revocation.revocation_list(db)["revoked"]]
+    with pytest.raises(Conflict):
+        revocation.revoke(db, actor(db, world.regulator), permit.id, "again", now=NOW)
+
+
+def test_expired_permit_verifies_as_expired(db, world):
+    permit = purchase(db, world)
+    assert verify.by_number(db, permit.number, now=NOW + timedelta(days=200))["status"] == "expired"
