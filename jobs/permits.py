@@ -106,3 +106,30 @@ def notify(session: Session, item: OutboxItem) -> dict:
         )
     )
     return {"recipients": recipients, "text": item.payload.get("text", "")}
+
+
+@job("permits.daily", queue=queues.MAINTENANCE)
+def daily(session: Session, item: OutboxItem) -> dict:
+    """Daily 09:00 run (reminders, expiry, overdue waybills, risk models); schedules the next.
+
+    Idempotent: every step dedups (reminder keys, one signal per subject).
+    """
+    from core.db import utcnow
+    from services.permits import periodic
+
+    now = utcnow()
+    report = periodic.run_daily(session, now)
+    periodic.schedule(session, now)
+    return report
+
+
+@job("permits.hourly", queue=queues.MAINTENANCE)
+def hourly(session: Session, item: OutboxItem) -> dict:
+    """Hourly warning SLA escalation; schedules the next run."""
+    from core.db import utcnow
+    from services.permits import periodic
+
+    now = utcnow()
+    report = periodic.run_hourly(session, now)
+    periodic.schedule(session, now)
+    return report

@@ -30,7 +30,16 @@ from models.permits.enterprises import Enterprise
 from models.permits.ledger import TripSegment
 from services.auth import hash_password
 from services.demo.foundation import add_person, org_by_code
-from services.permits import applications, catalogue, credentials, enterprises, ledger, risk, waybills
+from services.permits import (
+    applications,
+    catalogue,
+    credentials,
+    enterprises,
+    ledger,
+    periodic,
+    risk,
+    waybills,
+)
 from services.permits.issuing import local_date
 
 CATALOGUE_CSV = Path(__file__).resolve().parents[2] / "data" / "precursor_chemicals.csv"
@@ -273,6 +282,7 @@ def seed(session: Session, settings: Settings, now: datetime | None = None) -> l
     demo.anomalies()
     for ent in demo.ent.values():
         risk.evaluate_enterprise(session, ent.id, now)
+    periodic.schedule(session, now)
     session.flush()
     return [
         f"permits: catalogue +{added}, 4 enterprises, {demo.keys} ledger events, "

@@ -53,6 +53,15 @@ def daily() -> None:
     click.echo(_unit_of_work(lambda s: periodic.run_daily(s, utcnow())))
 
 
+@permits_cli.command("schedule")
+def schedule() -> None:
+    """Start the periodic chain (daily 09:00 and hourly outbox rows); safe to repeat."""
+    from core.db import utcnow
+    from services.permits import periodic
+
+    click.echo(_unit_of_work(lambda s: periodic.schedule(s, utcnow())))
+
+
 @permits_cli.command("rate-quarter")
 @click.argument("quarter")
 def rate_quarter(quarter: str) -> None:
