@@ -235,6 +235,16 @@ def decide(
     require_regulator(session, actor, session.get(Enterprise, app.enterprise_id))
     if app.status != ApplicationStatus.pending_review:
         raise Conflict("该申请不在待审核状态", code="application_not_pending")
+    credential_ids: list[int] = []
+    if approve:
+        res = _recheck(session, app, now)
+        if res.failures:
+            raise Conflict(
+                "审核期间情况变化，规则已不满足：" + "；".join(f["message"] for f in res.failures),
+                code="checks_no_longer_pass",
+                details={"reasons": res.failures},
+            )
+        credential_ids = res.credentials
     app.status = ApplicationStatus.approved if approve else ApplicationStatus.rejected
     app.decided_by_id, app.decision_note, app.decided_at = actor.person_id, note, now
     session.add(
@@ -247,5 +257,30 @@ def decide(
         )
     )
     session.flush()
-    permit = issuing.issue(session, app, [], kek, now) if approve else None
+    permit = issuing.issue(session, app, credential_ids, kek, now) if approve else None
     return app, permit
+
+
+def _recheck(session: Session, app: Application, now: datetime) -> instant_check.CheckResult:
+    """Run the rules again at decision time (credentials may have lapsed while queued)."""
+    chem = catalogue.chemical(session, app.chemical_id)
+    ent = get_enterprise(session, app.enterprise_id)
+    if app.purpose == Purpose.purchase:
+        seller = get_enterprise(session, app.seller_enterprise_id)
+        return instant_check.check_purchase(
+            session, buyer=ent, seller=seller, chem=chem, on=issuing.local_date(now)
+        )
+    return instant_check.check_transport(
+        session,
+        applicant=ent,
+        carrier=get_enterprise(session, app.carrier_enterprise_id),
+        purchase=session.get(Permit, app.purchase_permit_id),
+        chem=chem,
+        vehicle=session.get(Vehicle, app.vehicle_id),
+        plate=app.plate,
+        driver_id=app.driver_id,
+        escort_id=app.escort_id,
+        quantity=app.quantity,
+        start=app.window_start,
+        end=app.window_end,
+    )

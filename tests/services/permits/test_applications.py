@@ -137,3 +137,22 @@ def test_revoked_permit_verifies_as_revoked_and_is_listed(db, world):
 def test_expired_permit_verifies_as_expired(db, world):
     permit = purchase(db, world)
     assert verify.by_number(db, permit.number, now=NOW + timedelta(days=200))["status"] == "expired"
+
+
+def test_regulator_cannot_approve_when_a_credential_lapsed_while_queued(db, world):
+    from services.permits.signals import raise_signal
+
+    pp = purchase(db, world)
+
+    # A yellow code routes the transport application to the regulator queue.
+    raise_signal(db, world.buyer.id, "consumption_anomaly", "x", rule="r", inputs={}, threshold={}, now=NOW)
+    app, permit = transport(db, world, pp)
+    assert app.status == ApplicationStatus.pending_review and permit is None
+    world.creds["dq"].valid_until = TODAY
+    db.flush()
+    with pytest.raises(Exception) as err:
+        applications.decide(
+            db, actor(db, world.regulator), app.id, approve=True, note="ok", kek=world.kek, now=NOW
+        )
+    assert err.value.code == "checks_no_longer_pass"
+    assert [r["code"] for r in err.value.details["reasons"]] == ["driver_qualification_expired"]
