@@ -20,6 +20,7 @@ from models.permits.applications import Permit, PermitCredential, PermitStatus
 from models.permits.credentials import Credential, CredentialKind, CredentialStatus
 from models.permits.enterprises import Vehicle
 from services.permits import rules
+from services.permits.instant_check import CRED_NAMES
 from services.permits.enterprises import is_member, require_member
 
 VEHICLE_KINDS = (CredentialKind.vehicle_registration, CredentialKind.road_transport)
@@ -116,7 +117,7 @@ def queue_reminders(session: Session, today: date) -> int:
             )
         )
         for cid, ent_id, kind, number in rows:
-            text = f"证照 {number}（{kind}）将于 {days} 天后（{due}）到期，请及时办理"
+            text = f"{CRED_NAMES[kind]}（{number}）将于 {days} 天后（{due}）到期，请及时办理"
             payload = {"enterprise_id": ent_id, "credential_id": cid, "days": days, "text": text}
             if outbox.add(session, NOTIFY_JOB, payload, dedup_key=f"expiry:{cid}:{days}") is not None:
                 added += 1

@@ -42,3 +42,15 @@ def test_expiry_marks_credential_and_flags_open_permits(db, world):
     assert result["expired"] == 1 and result["permits_flagged"] == 1
     assert world.creds["rtc"].status == CredentialStatus.expired
     assert permit.status == PermitStatus.flagged
+
+
+def test_reminder_job_reaches_the_enterprise_managers(db, world, run_jobs):
+    cred = world.creds["dl"]
+    cred.valid_until = TODAY + timedelta(days=30)
+    db.flush()
+    credentials.queue_reminders(db, TODAY)
+    run_jobs()
+    row = db.scalar(select(OutboxItem).where(OutboxItem.dedup_key == f"expiry:{cred.id}:30"))
+    db.refresh(row)
+    assert row.status.value == "done"
+    assert row.result["recipients"] == [world.carrier_mgr.id] and "30 天后" in row.result["text"]
