@@ -20,8 +20,8 @@ from models.permits.applications import Permit, PermitCredential, PermitStatus
 from models.permits.credentials import Credential, CredentialKind, CredentialStatus
 from models.permits.enterprises import Vehicle
 from services.permits import rules
-from services.permits.instant_check import CRED_NAMES
 from services.permits.enterprises import is_member, require_member
+from services.permits.instant_check import CRED_NAMES
 
 VEHICLE_KINDS = (CredentialKind.vehicle_registration, CredentialKind.road_transport)
 PERSON_KINDS = (
