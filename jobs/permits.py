@@ -13,7 +13,7 @@ from jobs.registry import PermanentError, job
 from models.identity import Person
 from models.permits.applications import Permit, Purpose
 from models.permits.catalogue import Chemical
-from models.permits.enterprises import Enterprise, Vehicle
+from models.permits.enterprises import Enterprise, Member, MemberRole, MemberStatus, Vehicle
 from models.platform import OutboxItem
 
 
@@ -93,8 +93,6 @@ def notify(session: Session, item: OutboxItem) -> dict:
     result (the console transport of the embedded default); it never sends twice
     because the outbox row carries the dedup key.
     """
-    from models.permits.enterprises import Member, MemberRole, MemberStatus
-
     ent_id = item.payload["enterprise_id"]
     recipients = list(
         session.scalars(

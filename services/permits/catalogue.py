@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from sqlalchemy import select
@@ -87,8 +88,6 @@ def list_active(session: Session) -> list[Chemical]:
 
 def check_quantity(chem: Chemical, quantity: object, unit: str) -> None:
     """Positive quantity in the chemical's catalogue unit, or ValidationFailed."""
-    from decimal import Decimal, InvalidOperation
-
     try:
         ok = Decimal(str(quantity)) > 0
     except InvalidOperation:
@@ -102,6 +101,4 @@ def check_quantity(chem: Chemical, quantity: object, unit: str) -> None:
 
 def qty(value: object) -> str:
     """Quantities in signal inputs and messages: always three decimals."""
-    from decimal import Decimal
-
     return f"{Decimal(str(value)):.3f}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import outbox
 from core.auth import Actor
 from core.errors import Forbidden, NotFound, ValidationFailed
 from core.validators import InvalidValue, normalize_uscc
@@ -153,8 +154,6 @@ def invite_member(session: Session, actor: Actor, enterprise_id: int, person_id:
     Side effects: an ``invited`` membership and a notification row (dedup per invitation).
     Inviting someone already active in that role changes nothing.
     """
-    from core import outbox
-
     require_member(session, actor, enterprise_id, "manager")
     if role not in MemberRole.__members__:
         raise ValidationFailed(code="invalid_member_role", fields={"role": "角色无效"})

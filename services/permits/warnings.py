@@ -17,7 +17,7 @@ from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound
 from models.permits.enterprises import Enterprise
-from models.permits.risk import RiskSignal, Warning, WarningStatus
+from models.permits.risk import RiskSignal, SignalStatus, Warning, WarningStatus
 from models.platform import AuditEntry
 from services.permits import rules
 from services.permits.enterprises import is_regulator_of, require_member
@@ -136,8 +136,6 @@ def close(
     _step(session, actor, w, WarningStatus.handled, WarningStatus.closed)
     w.evaluation, w.closed_by_id, w.closed_at = evaluation, actor.person_id, now
     sig = session.get(RiskSignal, w.signal_id)
-    from models.permits.risk import SignalStatus
-
     sig.status, sig.resolved_at = SignalStatus.resolved, now
     session.flush()
     _notify(session, w, "预警已办结", "closed")

@@ -8,7 +8,7 @@ signal and opens a warning. Closing checks all three parties and happens once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -158,8 +158,6 @@ def close(session: Session, actor: Actor, waybill_id: int, now: datetime | None 
 def flag_overdue(session: Session, now: datetime) -> int:
     """Open waybills past ETA + grace raise a mismatch signal (uses the status/eta index)."""
     grace = rules.RISK["waybill_mismatch"]["grace_hours"]
-    from datetime import timedelta
-
     rows = session.scalars(
         select(Waybill).where(
             Waybill.status == WaybillStatus.open, Waybill.eta < now - timedelta(hours=grace)
