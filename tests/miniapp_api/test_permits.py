@@ -198,3 +198,56 @@ def test_cross_tenant_member_of_a_cannot_file_for_b(client, db, world):
     resp = _api(client, db, world.buyer_mgr).post(f"/permits/enterprises/{world.seller.id}/events", body)
     assert resp.status_code == 403 and resp.json["error"]["code"] == "not_enterprise_member"
     assert _count(db, LedgerEvent) == 0
+
+
+def test_category_1_purchase_waits_for_regulator_decision_over_the_api(client, db, world):
+    body = {
+        "enterprise_id": world.buyer.id,
+        "seller_enterprise_id": world.seller.id,
+        "chemical_id": world.ephedrine.id,
+        "quantity": "5",
+        "unit": "kg",
+    }
+    resp = _api(client, db, world.buyer_mgr).post("/permits/applications/purchase", body)
+    assert resp.status_code == 201 and resp.json["data"]["status"] == "pending_review"
+    assert resp.json["data"]["permit"] is None
+    reg = _api(client, db, world.regulator)
+    queue = reg.get("/permits/review-queue").json["data"]
+    assert [a["id"] for a in queue] == [resp.json["data"]["id"]]
+    decided = reg.post(f"/permits/applications/{queue[0]['id']}/decision", {"approve": True, "note": "同意"})
+    assert decided.status_code == 200 and decided.json["data"]["permit"]["form"] == "permit"
+    assert _api(client, db, world.buyer_mgr).get("/permits/review-queue").status_code == 403
+
+
+def test_mismatch_shows_in_the_explained_risk_code_and_the_warning_list(client, db, world):
+    from decimal import Decimal
+
+    def file(who, ent, kind, qty, key, wb=None):
+        ledger.file_event(
+            db,
+            actor(db, who),
+            ent.id,
+            kind=kind,
+            chemical_id=world.toluene.id,
+            quantity=Decimal(qty),
+            unit="kg",
+            idempotency_key=key,
+            waybill_id=wb,
+            now=NOW,
+        )
+
+    file(world.seller_mgr, world.seller, "produce", "1000", "p")
+    pp = purchase(db, world)
+    _a, tp = transport(db, world, pp)
+    wb = waybills.create(db, actor(db, world.seller_mgr), tp.id, quantity=Decimal("1000"), eta=NOW)
+    file(world.seller_mgr, world.seller, "ship", "1000", "s", wb.id)
+    file(world.buyer_mgr, world.buyer, "receive", "900", "r", wb.id)
+    risk = _api(client, db, world.buyer_mgr).get(f"/permits/enterprises/{world.buyer.id}/risk").json["data"]
+    assert risk["colour"] == "yellow"
+    sig = risk["signals"][0]
+    assert sig["model"] == "waybill_mismatch" and sig["inputs"]["received"] == "900.000"
+    assert sig["threshold"] == {"tolerance_pct": 1.0} and sig["rule"] and sig["reevaluate_at"]
+    listed = _api(client, db, world.regulator).get("/permits/warnings").json["data"]
+    assert {w["risk_type"] for w in listed} == {"waybill_mismatch"} and all(
+        w["department"] == "police" for w in listed
+    )
