@@ -229,6 +229,36 @@ TRIP_KINDS = (
 )
 
 
+def evaluate_overdue_inspections(session: Session, enterprise_id: int, now: datetime) -> int:
+    """Vehicles whose registration inspection is overdue (yellow until the vehicle is used)."""
+    cfg = rules.RISK["credential_lapse"]
+    today = now.astimezone(TZ).date()
+    latest: dict[int, Credential] = {}
+    for c in session.scalars(
+        select(Credential).where(
+            Credential.enterprise_id == enterprise_id, Credential.kind == CredentialKind.vehicle_registration
+        )
+    ):
+        if c.vehicle_id not in latest or c.valid_until > latest[c.vehicle_id].valid_until:
+            latest[c.vehicle_id] = c
+    n = 0
+    for c in latest.values():
+        if c.valid_until < today:
+            signals.raise_signal(
+                session,
+                enterprise_id,
+                "credential_lapse",
+                f"credential:{c.id}",
+                rule="车辆检验逾期（行驶证检验有效期已过）",
+                inputs={"credential": c.number, "plate": c.plate, "valid_until": c.valid_until.isoformat()},
+                threshold={"valid_until": c.valid_until.isoformat()},
+                now=now,
+                severity=cfg["inspection_overdue_severity"],
+            )
+            n += 1
+    return n
+
+
 def evaluate_credential_lapses(session: Session, enterprise_id: int, since: datetime, now: datetime) -> int:
     """Trips driven with an expired vehicle or driver credential (a hard violation: red)."""
     n = 0
@@ -280,5 +310,7 @@ def evaluate_enterprise(session: Session, enterprise_id: int, now: datetime, loo
         "consumption_anomaly": evaluate_consumption(session, enterprise_id, now),
         "cumulative_purchase": evaluate_cumulative_purchase(session, enterprise_id, now),
         "fatigue_driving": evaluate_fatigue(session, enterprise_id, since, now),
+        # Overdue first: a lapse found in use in the same run then raises it to red.
+        "inspection_overdue": evaluate_overdue_inspections(session, enterprise_id, now),
         "credential_lapse": evaluate_credential_lapses(session, enterprise_id, since, now),
     }

@@ -91,7 +91,7 @@ RISK: dict[str, dict[str, Any]] = {
         "reevaluate_hours": 24,
         "source": "《道路交通安全法实施条例》第六十二条；JT/T 617 夜间驾驶规定",
     },
-    "credential_lapse": {"severity": "red", "reevaluate_hours": 24},
+    "credential_lapse": {"severity": "red", "inspection_overdue_severity": "yellow", "reevaluate_hours": 24},
     "cumulative_purchase": {
         "baseline_months": 3,
         "factor": 2.0,

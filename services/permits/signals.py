@@ -22,6 +22,7 @@ def raise_signal(
     inputs: dict[str, Any],
     threshold: dict[str, Any],
     now: datetime,
+    severity: str | None = None,
 ) -> RiskSignal:
     """Open (or refresh) the signal of ``model`` for ``subject``; idempotent per subject.
 
@@ -36,7 +37,7 @@ def raise_signal(
             enterprise_id=enterprise_id, model=model, subject=subject, dedup_key=key, created_at=now
         )
         session.add(sig)
-    sig.severity = Severity(cfg["severity"])
+    sig.severity = Severity(severity or cfg["severity"])
     sig.rule, sig.inputs, sig.threshold = rule, inputs, threshold
     sig.rules_version, sig.evaluated_at = rules.VERSION, now
     sig.reevaluate_at = now + timedelta(hours=cfg["reevaluate_hours"])

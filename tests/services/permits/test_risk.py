@@ -57,3 +57,28 @@ def test_fatigue_signal_is_explainable_and_raised_once(db, world):
     sig = sigs[0]
     assert sig.inputs["driving_minutes"] == 300 and sig.threshold["max_minutes"] == 240
     assert sig.rule and sig.reevaluate_at > sig.evaluated_at
+
+
+def test_overdue_inspection_is_yellow_and_turns_red_once_the_vehicle_is_used(db, world):
+    reg = world.creds["reg"]
+    reg.valid_until = NOW.date() - timedelta(days=3)
+    db.flush()
+    assert risk.evaluate_overdue_inspections(db, world.carrier.id, NOW) == 1
+    sig = db.scalar(select(RiskSignal).where(RiskSignal.model == "credential_lapse"))
+    assert sig.severity.value == "yellow" and sig.inputs["plate"] == "浙F12345"
+    day = DAY - timedelta(days=1)
+    db.add(
+        TripSegment(
+            enterprise_id=world.carrier.id,
+            driver_id=world.driver.id,
+            vehicle_id=world.vehicle.id,
+            started_at=day,
+            ended_at=day + _h(1),
+        )
+    )
+    db.flush()
+    risk.evaluate_enterprise(db, world.carrier.id, NOW)
+    assert sig.severity.value == "red"
+    from services.permits import risk_colour
+
+    assert risk_colour.enterprise_colour(db, world.carrier.id) == "red"
