@@ -139,13 +139,15 @@ def _stocktake(session: Session, ev: LedgerEvent, now: datetime) -> Decimal | No
 def _check_stocktake(session: Session, ev: LedgerEvent, book: Decimal, now: datetime) -> None:
     cfg = rules.RISK["mass_balance"]
     limit = abs(book) * Decimal(str(cfg["tolerance_pct"])) / 100
+    subject = f"stream:{ev.site_id}:{ev.chemical_id}"
     if abs(ev.variance) <= limit:
+        signals.resolve_signal(session, ev.enterprise_id, "mass_balance", subject, now)
         return
     signals.raise_signal(
         session,
         ev.enterprise_id,
         "mass_balance",
-        f"stream:{ev.site_id}:{ev.chemical_id}",
+        subject,
         rule="盘点数与账面数差异超过容差（期初+入−出−用−销毁=期末）",
         inputs={
             "book": fmt(book),

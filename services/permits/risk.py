@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from models.permits.credentials import Credential, CredentialKind
 from models.permits.ledger import EventKind, EventStatus, LedgerEvent, TripSegment, Waybill
 from services.permits import rules, signals
+from services.permits.catalogue import qty
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -139,7 +140,8 @@ def _surge(
     baseline = _sum(session, enterprise_id, kind, base_end - timedelta(days=base_days), base_end)
     daily = baseline / base_days
     limit = daily * window * Decimal(str(cfg["factor"]))
-    subject = f"{kind.value}:{now.astimezone(TZ):%G-W%V}"
+    # One rolling signal per enterprise and model: re-evaluation raises or resolves it.
+    subject = f"rolling:{kind.value}"
     if daily > 0 and recent > limit:
         signals.raise_signal(
             session,
@@ -148,11 +150,11 @@ def _surge(
             subject,
             rule=rule,
             inputs={
-                f"last_{window}d": str(recent),
-                f"baseline_{base_days}d": str(baseline),
-                "baseline_daily_avg": str(round(daily, 3)),
+                f"last_{window}d": qty(recent),
+                f"baseline_{base_days}d": qty(baseline),
+                "baseline_daily_avg": qty(daily),
             },
-            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))},
+            threshold={"factor": cfg["factor"], "limit": qty(limit)},
             now=now,
         )
         return True
@@ -198,7 +200,7 @@ def evaluate_cumulative_purchase(session: Session, enterprise_id: int, now: date
         )
     )
     limit = usual * Decimal(str(cfg["factor"]))
-    subject = f"month:{now.astimezone(TZ):%Y-%m}"
+    subject = "rolling:30d"
     if usual > 0 and recent > limit:
         signals.raise_signal(
             session,
@@ -207,11 +209,11 @@ def evaluate_cumulative_purchase(session: Session, enterprise_id: int, now: date
             subject,
             rule="同一购买方30日内从所有销售方累计购入量超过其以往月均水平的2倍",
             inputs={
-                "last_30d": str(recent),
-                "previous_periods": [str(p) for p in previous],
+                "last_30d": qty(recent),
+                "previous_periods": [qty(p) for p in previous],
                 "sellers": sellers,
             },
-            threshold={"factor": cfg["factor"], "limit": str(round(limit, 3))},
+            threshold={"factor": cfg["factor"], "limit": qty(limit)},
             now=now,
         )
         return True

@@ -150,3 +150,11 @@ def test_unknown_chemical_is_refused(db, world):
             now=NOW,
         )
     assert err.value.code == "unknown_chemical"
+
+
+def test_a_later_stocktake_within_tolerance_resolves_the_mass_balance_signal(db, world):
+    _file(db, world, world.seller_mgr, world.seller, "produce", "1000", "a")
+    _file(db, world, world.seller_mgr, world.seller, "stocktake", "950", "b")
+    assert risk_colour.enterprise_colour(db, world.seller.id) == "yellow"
+    _file(db, world, world.seller_mgr, world.seller, "stocktake", "951", "c")
+    assert risk_colour.enterprise_colour(db, world.seller.id) == "green"

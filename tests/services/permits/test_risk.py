@@ -82,3 +82,36 @@ def test_overdue_inspection_is_yellow_and_turns_red_once_the_vehicle_is_used(db,
     from services.permits import risk_colour
 
     assert risk_colour.enterprise_colour(db, world.carrier.id) == "red"
+
+
+def test_production_surge_is_raised_then_resolved_on_re_evaluation(db, world):
+    from decimal import Decimal
+
+    from services.permits import ledger, risk_colour
+    from tests.services.permits.factories import actor
+
+    def produce(days_ago: int, qty: str) -> None:
+        at = NOW - timedelta(days=days_ago)
+        ledger.file_event(
+            db,
+            actor(db, world.seller_mgr),
+            world.seller.id,
+            kind="produce",
+            chemical_id=world.toluene.id,
+            quantity=Decimal(qty),
+            unit="kg",
+            idempotency_key=f"d{days_ago}",
+            occurred_at=at,
+            now=at,
+        )
+
+    for d in range(8, 98):
+        produce(d, "100")
+    for d in range(1, 8):
+        produce(d, "500")
+    assert risk.evaluate_production_surge(db, world.seller.id, NOW) is True
+    sig = db.scalar(select(RiskSignal).where(RiskSignal.model == "production_surge"))
+    assert sig.inputs["last_7d"] == "3500.000" and sig.threshold["factor"] == 3.0
+    assert risk_colour.enterprise_colour(db, world.seller.id) == "yellow"
+    assert risk.evaluate_production_surge(db, world.seller.id, NOW + timedelta(days=30)) is False
+    assert risk_colour.enterprise_colour(db, world.seller.id) == "green"
