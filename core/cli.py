@@ -65,6 +65,7 @@ def register(app: Flask) -> None:
     from jobs.cli import jobs_cli
     from services.quiz.cli import quiz_cli
     from services.passes.cli import passes_cli
+    from services.permits.cli import permits_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
@@ -72,3 +73,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(jobs_cli)
     app.cli.add_command(quiz_cli)
     app.cli.add_command(passes_cli)
+    app.cli.add_command(permits_cli)

@@ -2,3 +2,4 @@
 
 from jobs import quiz  # noqa: F401
 import jobs.passes  # noqa: F401
+from jobs import permits  # noqa: F401

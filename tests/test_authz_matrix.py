@@ -20,6 +20,9 @@ PUBLIC = "public"
 STAFF_ADMIN = frozenset({"admin"})
 QUIZ_TRAINER = frozenset({"trainer", "admin"})
 QUIZ_LEARNER = frozenset({"grid_worker", "trainer", "admin"})
+ENTERPRISE = frozenset({"enterprise", "admin"})
+REGULATOR = frozenset({"regulator", "admin"})
+ENTERPRISE_OR_REGULATOR = frozenset({"enterprise", "regulator", "admin"})
 
 #: "METHOD /rule" -> roles allowed ("public": no token needed; ALL: any logged-in role)
 MATRIX: dict[str, frozenset[str] | str] = {
@@ -87,6 +90,36 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/passes/events/<int:event_id>/alerts": frozenset({"officer", "admin"}),
     "POST /api/v1/passes/alerts/<int:alert_id>/resolve": frozenset({"officer", "admin"}),
     "GET /api/v1/passes/events/<int:event_id>/dashboard": frozenset({"officer", "admin"}),
+    # permits (design/permits.md): membership and jurisdiction are checked in the services
+    "POST /api/v1/permits/applications/purchase": ENTERPRISE,
+    "POST /api/v1/permits/applications/transport": ENTERPRISE,
+    "GET /api/v1/permits/review-queue": REGULATOR,
+    "POST /api/v1/permits/applications/<int:application_id>/decision": REGULATOR,
+    "GET /api/v1/permits/verify/<number>": PUBLIC,
+    "POST /api/v1/permits/verify": PUBLIC,
+    "POST /api/v1/permits/enterprises": ALL,
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/members": ENTERPRISE,
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/invitations": ENTERPRISE,
+    "POST /api/v1/permits/invitations/<int:member_id>/accept": ALL,
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/vehicles": ENTERPRISE,
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/credentials": ENTERPRISE,
+    "GET /api/v1/permits/chemicals": PUBLIC,
+    "GET /api/v1/permits/rules": PUBLIC,
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/events": ENTERPRISE,
+    "GET /api/v1/permits/enterprises/<int:enterprise_id>/events": ENTERPRISE_OR_REGULATOR,
+    "POST /api/v1/permits/events/<int:event_id>/corrections": ENTERPRISE,
+    "POST /api/v1/permits/events/<int:event_id>/approve": ENTERPRISE,
+    "POST /api/v1/permits/waybills": ENTERPRISE,
+    "POST /api/v1/permits/waybills/<int:waybill_id>/close": ENTERPRISE,
+    "GET /api/v1/permits/enterprises/<int:enterprise_id>/risk": ENTERPRISE_OR_REGULATOR,
+    "GET /api/v1/permits/warnings": ENTERPRISE_OR_REGULATOR,
+    "POST /api/v1/permits/warnings/<int:warning_id>/acknowledge": REGULATOR,
+    "POST /api/v1/permits/warnings/<int:warning_id>/handle": REGULATOR,
+    "POST /api/v1/permits/warnings/<int:warning_id>/close": REGULATOR,
+    "POST /api/v1/permits/warnings/<int:warning_id>/answer": ENTERPRISE,
+    "GET /api/v1/permits/enterprises/<int:enterprise_id>/rating": ENTERPRISE_OR_REGULATOR,
+    "POST /api/v1/permits/permits/<int:permit_id>/revoke": REGULATOR,
+    "GET /api/v1/permits/revoked": PUBLIC,
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.
@@ -114,6 +147,16 @@ CROSS_TENANT: dict[str, str] = {
     "test_cross_tenant_pass_card_and_reissue_are_refused",
     "POST /api/v1/passes/passes/<int:pass_id>/reissue": "tests/miniapp_api/test_passes_applications.py::"
     "test_cross_tenant_pass_card_and_reissue_are_refused",
+    "GET /api/v1/permits/enterprises/<int:enterprise_id>/events": "tests/miniapp_api/test_permits.py::"
+    "test_enterprise_a_manager_cannot_read_enterprise_b_ledger_over_the_api",
+    "POST /api/v1/permits/enterprises/<int:enterprise_id>/events": "tests/miniapp_api/test_permits.py::"
+    "test_cross_tenant_member_of_a_cannot_file_for_b",
+    "POST /api/v1/permits/applications/transport": "tests/miniapp_api/test_permits.py::"
+    "test_another_enterprises_credential_is_refused_and_nothing_filed",
+    "GET /api/v1/permits/enterprises/<int:enterprise_id>/rating": "tests/services/permits/"
+    "test_warnings_and_ratings.py::test_quarterly_rating_shows_weights_change_and_next_star",
+    "POST /api/v1/permits/warnings/<int:warning_id>/acknowledge": "tests/services/permits/"
+    "test_warnings_and_ratings.py::test_other_department_cannot_take_the_warning",
 }
 
 ROLES = ["anonymous", *sorted(ALL)]

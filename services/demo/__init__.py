@@ -8,9 +8,9 @@ from core.config import Settings
 
 
 def seed_all(session: Session, settings: Settings) -> list[str]:
-    from services.demo import foundation, passes, quiz
+    from services.demo import foundation, passes, permits, quiz
 
-    steps = [foundation.seed, quiz.seed, passes.seed]
+    steps = [foundation.seed, quiz.seed, passes.seed, permits.seed]
     report: list[str] = []
     for step in steps:
         report.extend(step(session, settings))

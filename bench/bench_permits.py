@@ -1,0 +1,147 @@
+"""Permits: instant-check decision time and ledger filing throughput beside bare Flask JSON.
+
+Served by the harness's gunicorn (gthread) like the baselines, on PostgreSQL + Redis:
+
+* instant check: ``POST /api/v1/permits/applications/transport`` over one connection
+  (decision time, no queueing): nine credential rules, plate, driver membership,
+  licence, risk code, remaining purchase quantity, then the permit number, the
+  Ed25519-signed QR and the certificate outbox row (rendering runs on the RQ worker),
+  commit. Target: p99 <= 100 ms.
+* ledger filing: ``POST /api/v1/permits/enterprises/<id>/events`` over 16 connections,
+  each with its own idempotency key, spread over 20 stock streams (enterprise × site ×
+  chemical): role check, catalogue, idempotency, single-statement mass balance, commit.
+  Target: >= 30% of the bare JSON endpoint's throughput.
+
+Run with the others: ``BENCH_REDIS=redis://127.0.0.1:6379/<db> python -m bench --only
+bench.bench_permits`` or alone: ``python bench/bench_permits.py`` (same variables).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import loadgen
+from bench.harness import Row, app_env, bench_database, gunicorn, print_table
+
+STREAMS = 20
+
+
+def _setup(database_url: str) -> dict:
+    """A seller, a buyer with a huge purchase filing, a carrier with valid credentials."""
+    from sqlalchemy import select
+
+    from core.app import create_app
+    from core.db import utcnow
+    from models.permits.catalogue import Chemical
+    from services.permits import issuing
+    from tests.helpers import token_for
+    from tests.services.permits import factories
+
+    app = create_app(app_env(database_url))
+    ext = app.extensions["zhizhi"]
+    with ext.db.session() as s:
+        factories.NOW = utcnow()
+        factories.TODAY = issuing.local_date(factories.NOW)
+        w = factories.build_world(s, ext.settings.signing_kek)
+        pp = factories.purchase(s, w, quantity=Decimal(10**9))
+        chems = list(s.scalars(select(Chemical.id).order_by(Chemical.id).limit(STREAMS)))
+        out = {
+            "transport": {
+                "enterprise_id": w.buyer.id,
+                "purchase_permit_id": pp.id,
+                "carrier_enterprise_id": w.carrier.id,
+                "vehicle_id": w.vehicle.id,
+                "plate": "浙F12345",
+                "driver_id": w.driver.id,
+                "quantity": "1",
+                "unit": "kg",
+                "window_start": factories.TODAY.isoformat(),
+                "window_end": (factories.TODAY + timedelta(days=1)).isoformat(),
+            },
+            "buyer_token": token_for(s, w.buyer_mgr),
+            "seller_token": token_for(s, w.seller_mgr),
+            "seller_id": w.seller.id,
+            "chemicals": chems,
+        }
+    ext.db.dispose()
+    return out
+
+
+def _expect(status: int) -> object:
+    def check(got: int, body: bytes) -> None:
+        if got != status:
+            raise AssertionError(f"HTTP {got}: {body[:300]!r}")
+
+    return check
+
+
+def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
+    d = _setup(database_url)
+    check_req = loadgen.build_request(
+        "POST",
+        "/api/v1/permits/applications/transport",
+        d["transport"],
+        {"Authorization": f"Bearer {d['buyer_token']}"},
+    )
+
+    def event(n: int) -> bytes:
+        body = {
+            "kind": "produce",
+            "chemical_id": d["chemicals"][n % len(d["chemicals"])],
+            "quantity": "1",
+            "unit": "kg",
+            "idempotency_key": f"bench-{n}",
+        }
+        return loadgen.build_request(
+            "POST",
+            f"/api/v1/permits/enterprises/{d['seller_id']}/events",
+            body,
+            {"Authorization": f"Bearer {d['seller_token']}"},
+        )
+
+    with gunicorn("wsgi:app", app_env(database_url)) as port:
+        loadgen.run(port, lambda n: check_req, requests=30, connections=1, check=_expect(201))
+        checks = loadgen.run(port, lambda n: check_req, requests=300, connections=1, check=_expect(201))
+        loadgen.run(port, lambda n: event(10**7 + n), requests=300, check=_expect(201))
+        events = loadgen.run(port, event, requests=4000, check=_expect(201))
+    base = baselines["json"].rps
+    p99 = checks.pct(99)
+    return [
+        Row(
+            "permits: instant check decision p99",
+            p99,
+            "ms",
+            target="p99 <= 100 ms",
+            met=p99 <= 100,
+            note=f"p50 {checks.median:.1f} ms over {checks.requests} decisions, one connection",
+        ),
+        Row(
+            "permits: ledger event filing",
+            events.rps,
+            "req/s",
+            "bare JSON",
+            base,
+            target=">= 30% of bare",
+            met=events.rps >= 0.3 * base,
+            note=f"p50 {events.median:.1f} ms, p99 {events.pct(99):.1f} ms, 16 connections, {STREAMS} streams",  # noqa: E501
+        ),
+    ]
+
+
+def main() -> None:
+    from bench.__main__ import measure_baselines
+
+    baselines = measure_baselines(4000)
+    rows = [Row("baseline: bare Flask JSON", baselines["json"].rps, "req/s")]
+    with bench_database() as url:
+        rows.extend(run(url, baselines))
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Enterprise e-permit services (design/permits.md). Plain functions over a Session."""
