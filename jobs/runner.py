@@ -58,6 +58,7 @@ def _claim(session: Session, item_id: int) -> tuple[str, JobSpec | None]:
             item.status = OutboxStatus.failed
             item.finished_at = now
             item.last_error = "发送中途进程中断，无法确认是否已送达，为避免重复发送未自动重试"
+            _on_failure(session, spec, item)
             return "failed", None
     stmt = (
         update(OutboxItem)
@@ -88,6 +89,8 @@ def _handle(app: Flask, item_id: int, spec: JobSpec) -> str:
 
     ext = app.extensions["zhizhi"]
     session = ext.db.sessionmaker()
+    ctx = app.app_context()  # handlers may use current_app (inline runs, tests, RQ alike)
+    ctx.push()
     try:
         item = session.get(OutboxItem, item_id, populate_existing=True)
         result: Any = spec.func(session, item)
@@ -110,6 +113,19 @@ def _handle(app: Flask, item_id: int, spec: JobSpec) -> str:
         return _record_failure(app, item_id, f"{type(exc).__name__}: {exc}", permanent=False)
     finally:
         session.close()
+        ctx.pop()
+
+
+def _spec_or_none(kind: str) -> JobSpec | None:
+    try:
+        return spec_for(kind)
+    except KeyError:
+        return None
+
+
+def _on_failure(session: Session, spec: JobSpec | None, item: Any) -> None:
+    if spec is not None and spec.on_failure is not None:
+        spec.on_failure(session, item, item.last_error or "")
 
 
 def _record_failure(app: Flask, item_id: int, reason: str, *, permanent: bool) -> str:
@@ -125,6 +141,7 @@ def _record_failure(app: Flask, item_id: int, reason: str, *, permanent: bool) -
             item.status = OutboxStatus.failed
             item.finished_at = utcnow()
             outcome = "failed"
+            _on_failure(s, _spec_or_none(item.kind), item)
         else:
             item.status = OutboxStatus.pending
             item.next_attempt_at = utcnow() + backoff(item.attempts)

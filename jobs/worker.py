@@ -1,7 +1,9 @@
 """`python -m jobs.worker`: an RQ worker for every queue (priority order) with the scheduler.
 
 `make worker` runs this. Options: `--burst` (exit when the queues are empty), `--queues`
-(override the list), `--processes N` (a pool of N workers, RQ's WorkerPool).
+(override the list), `--processes N` (a pool of N workers, RQ's WorkerPool),
+`--no-periodic` (do not start the periodic scheduler, ``python -m jobs.scheduler``, which
+otherwise runs as a child process next to the workers).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import logging
 import os
+import subprocess
+import sys
 
 from rq import Queue, Worker
 
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", action="store_true")
     parser.add_argument("--queues", nargs="*")
+    parser.add_argument("--no-periodic", action="store_true")
     parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1")))
     args = parser.parse_args(argv)
 
@@ -39,6 +44,20 @@ def main(argv: list[str] | None = None) -> None:
         importlib.import_module(module.strip())
     logging.getLogger("rq").setLevel(logging.INFO)
     queues = _queues(app, args.queues)
+    scheduler = None if (args.burst or args.no_periodic) else _start_periodic()
+    try:
+        _work(app, queues, args)
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()
+            scheduler.wait(timeout=10)
+
+
+def _start_periodic() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "jobs.scheduler"])
+
+
+def _work(app, queues: list[Queue], args: argparse.Namespace) -> None:
     if args.processes > 1:
         from rq.worker_pool import WorkerPool
 

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import audit, auth, platform
+    from miniapp_api import audit, auth, jobs, platform
 
-    for module in (auth, platform, audit):
+    for module in (auth, platform, audit, jobs):
         app.register_blueprint(module.bp)
