@@ -106,8 +106,6 @@ def _operation(ep: Endpoint, refs: dict[Any, Any], path_params: list[dict[str, A
         }
     op["responses"] = {str(ep.status): ok}
     statuses = set(_ERROR_STATUSES) | set(ep.extra_errors) | {500, 503}
-    if ep.roles == PUBLIC:
-        statuses -= {401, 403}
     for status in sorted(statuses):
         op["responses"][str(status)] = {
             "description": "错误",

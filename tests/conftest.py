@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("ZHIZHI_TEST_REQUIRE_SERVICES") == "1"
