@@ -65,6 +65,23 @@ def job(
     return decorator
 
 
+_WARMUPS: list[Callable[[], Any]] = []
+
+
+def warmup(func: Callable[[], Any]) -> Callable[[], Any]:
+    """Register ``func()`` to run once in a worker before it forks work-horses, so
+    expensive caches (fonts, QR encoders, imports) are inherited instead of rebuilt for
+    every job (RQ forks a fresh process per job)."""
+    _WARMUPS.append(func)
+    return func
+
+
+def run_warmups() -> None:
+    _load_handlers()
+    for func in _WARMUPS:
+        func()
+
+
 def spec_for(kind: str) -> JobSpec:
     _load_handlers()
     try:

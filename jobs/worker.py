@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 
 from jobs.queues import QUEUES, queue_name
 
@@ -31,6 +31,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true")
     parser.add_argument("--queues", nargs="*")
     parser.add_argument("--no-periodic", action="store_true")
+    parser.add_argument(
+        "--worker-class",
+        choices=("fork", "simple"),
+        default=os.environ.get("WORKER_CLASS", "fork"),
+        help="fork: a work-horse process per job (RQ default); simple: jobs run in the worker "
+        "process itself (no fork per job; timeouts still enforced by SIGALRM)",
+    )
     parser.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "1")))
     args = parser.parse_args(argv)
 
@@ -43,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     for module in filter(None, os.environ.get("JOB_MODULES", "").split(",")):
         importlib.import_module(module.strip())
     logging.getLogger("rq").setLevel(logging.INFO)
+    from jobs.registry import run_warmups
+
+    run_warmups()  # handlers imported, caches filled: every forked horse inherits them
     queues = _queues(app, args.queues)
     scheduler = None if (args.burst or args.no_periodic) else _start_periodic()
     try:
@@ -64,7 +74,8 @@ def _work(app, queues: list[Queue], args: argparse.Namespace) -> None:
         pool = WorkerPool(queues, connection=app.extensions["zhizhi"].rq_redis, num_workers=args.processes)
         pool.start(burst=args.burst)
         return
-    worker = Worker(queues, connection=app.extensions["zhizhi"].rq_redis)
+    cls = SimpleWorker if args.worker_class == "simple" else Worker
+    worker = cls(queues, connection=app.extensions["zhizhi"].rq_redis)
     worker.work(burst=args.burst, with_scheduler=True)
 
 

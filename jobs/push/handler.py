@@ -31,8 +31,19 @@ ERR_WINDOW_CLOSED = 45015  # customer-service 48 h window closed
 def _mark_failed(session, item, reason: str) -> None:
     """on_failure hook: the notification records the same reason as its outbox row."""
     n = session.get(Notification, (item.payload or {}).get("notification_id"))
-    if n is not None and n.status != NotificationStatus.sent:
-        n.status, n.error = NotificationStatus.failed, reason[:2000]
+    if n is None or n.status == NotificationStatus.sent:
+        return
+    n.status, n.error = NotificationStatus.failed, reason[:2000]
+    if n.channel == Channel.wechat_subscribe and reason.startswith(f"wechat {ERR_REFUSED}:"):
+        # WeChat says no consent is left; our count must say so too. This runs after the
+        # handler's transaction (which held the credit row) was rolled back.
+        session.execute(
+            update(SubscriptionCredit)
+            .where(
+                SubscriptionCredit.person_id == n.person_id, SubscriptionCredit.template_id == n.template_id
+            )
+            .values(credits=0, updated_at=utcnow())
+        )
 
 
 @job("push.send", queue=NOTIFICATIONS, external_send=True, max_attempts=5, on_failure=_mark_failed)
@@ -51,7 +62,7 @@ def send_notification(session, item) -> dict[str, Any]:
     except PushRefused as exc:
         raise PermanentError(exc.reason) from exc
     except PlatformError as exc:
-        raise _classify(ext, n, exc) from exc
+        raise _classify(n, exc) from exc
     n.status, n.platform_msg_id, n.sent_at, n.error = NotificationStatus.sent, msgid, now, None
     return {"channel": n.channel.value, "msgid": msgid}
 
@@ -83,24 +94,9 @@ def _spend_credit(session, n: Notification) -> None:
         raise PermanentError("用户没有剩余的订阅消息授权（需在小程序内重新订阅），未发送")
 
 
-def _zero_credit(ext: Any, n: Notification) -> None:
-    """43101: WeChat says there is no consent left; our count must say so too. Committed on
-    its own because the handler's transaction is rolled back on failure."""
-    with ext.db.session() as s:
-        s.execute(
-            update(SubscriptionCredit)
-            .where(
-                SubscriptionCredit.person_id == n.person_id, SubscriptionCredit.template_id == n.template_id
-            )
-            .values(credits=0, updated_at=utcnow())
-        )
-
-
-def _classify(ext: Any, n: Notification, exc: PlatformError) -> Exception:
+def _classify(n: Notification, exc: PlatformError) -> Exception:
     reason = f"{exc.platform} {exc.errcode}: {exc.errmsg}"[:500]
     if exc.permanent:
-        if n.channel == Channel.wechat_subscribe and exc.errcode == ERR_REFUSED:
-            _zero_credit(ext, n)
         return PermanentError(reason)
     if exc.ambiguous and n.channel != Channel.wechat_template:
         return PermanentError(f"{reason}（请求可能已送达，为避免重复发送未重试）")

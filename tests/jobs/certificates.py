@@ -14,7 +14,7 @@ from flask import current_app
 from core import signing
 from jobs.documents import PDF, PNG, DocumentSpec, file_store, render_and_store
 from jobs.queues import CERTIFICATES
-from jobs.registry import PermanentError, job
+from jobs.registry import PermanentError, job, warmup
 from models.identity import Person
 from services import keys
 
@@ -142,3 +142,12 @@ def _permit_pdf(token: str, subject_id: int) -> bytes:
     from jobs.render.permit_cert import render_permit_pdf
 
     return render_permit_pdf(permit(token, subject_id))
+
+
+@warmup
+def _warm_renderers() -> None:
+    """Fonts, QR encoder and ReportLab loaded once in the worker parent."""
+    token = "ZZ1:" + "0" * 100
+    _card_png(token, 0)
+    _card_pdf(token, 0)
+    _permit_pdf(token, 0)
