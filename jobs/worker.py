@@ -9,6 +9,7 @@ otherwise runs as a child process next to the workers).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     from jobs.registry import run_warmups
 
     run_warmups()  # handlers imported, caches filled: every forked horse inherits them
+    # Keep the warmed heap out of the children's garbage collections: a collection that
+    # walks inherited objects copies their pages (copy-on-write) in every work-horse.
+    gc.collect()
+    gc.freeze()
     queues = _queues(app, args.queues)
     scheduler = None if (args.burst or args.no_periodic) else _start_periodic()
     try:
