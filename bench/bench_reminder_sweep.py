@@ -76,7 +76,8 @@ def main() -> None:
                 text(
                     "INSERT INTO bench_credentials (person_id, status, expires_on) "
                     "SELECT g, CASE WHEN g % 10 = 0 THEN 'revoked' ELSE 'active' END, "
-                    "CAST(:today AS date) + CAST((g::bigint * 7919) % 1096 - 365 AS integer) FROM generate_series(1, :n) g"
+                    "CAST(:today AS date) + CAST((g::bigint * 7919) % 1096 - 365 AS integer) "
+                    "FROM generate_series(1, :n) g"
                 ),
                 {"today": today, "n": args.rows},
             )
