@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from core import idempotency, ratelimit
 from core.auth import Actor, authenticate_request
-from core.errors import BadRequest, DomainError, Forbidden, Unauthenticated
-from core.validation import pydantic_fields
+from core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthenticated
+from core.validation import MAX_ID, pydantic_fields
 
 PUBLIC = "public"
 ANY = "any"
@@ -178,6 +178,8 @@ def _check_roles(ep: Endpoint, actor: Actor | None) -> None:
 
 def _make_view(ep: Endpoint) -> Callable[..., Response]:
     def view(**path_params: Any) -> Response:
+        if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
+            raise NotFound()
         ext = current_app.extensions["zhizhi"]
         session: Session = ext.request_session()
         actor = authenticate_request(session, request.headers.get("Authorization"), ep.roles == PUBLIC)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.api import ANY, PUBLIC, ApiBlueprint, Ctx
 from core.pii import mask_mobile
-from core.validation import Model, Out
+from core.validation import DbId, Model, Out
 from models.identity import Identity, Person
 from services import auth as svc
 
@@ -48,7 +48,7 @@ class MeOut(Out):
 
 
 class BindingIn(Model):
-    person_id: int | None = Field(None, ge=1, description="为他人生成（管理员/培训员/专管员）；省略为本人")
+    person_id: DbId | None = Field(None, description="为他人生成（管理员/培训员/专管员）；省略为本人")
 
 
 class BindingOut(Out):
