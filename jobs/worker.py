@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         importlib.import_module(module.strip())
     logging.getLogger("rq").setLevel(logging.INFO)
     from jobs.registry import run_warmups
+    from jobs.runner import install_job_log_filter
+
+    install_job_log_filter()
 
     run_warmups()  # handlers imported, caches filled: every forked horse inherits them
     # Keep the warmed heap out of the children's garbage collections: a collection that

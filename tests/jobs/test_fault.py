@@ -5,6 +5,7 @@ failed with a reason, nothing reached the fake WeChat server twice and no file e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -100,6 +101,31 @@ def _counts(session) -> Counter:
     )
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the worker and its work-horse (RQ puts the horse in its own process group)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    for victim in [pid, *map(int, out.split())]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
+def _slow_sends(fake, seconds: float) -> None:
+    """Template sends take a while, so the kill lands in the middle of one."""
+    path = "/cgi-bin/message/template/send"
+    original = fake._routes[path][0]
+
+    def slow(req):
+        time.sleep(seconds)
+        return original(req)
+
+    fake.route(path, slow, ("POST",))
+
+
+def _running_kinds(session) -> set[str]:
+    session.expire_all()
+    return set(session.scalars(select(OutboxItem.kind).where(OutboxItem.status == OutboxStatus.running)))
+
+
 def _worker(env: dict, queues: list[str], burst: bool) -> subprocess.Popen:
     args = [sys.executable, "-m", "jobs.worker", "--no-periodic", "--queues", *queues]
     return subprocess.Popen(args + (["--burst"] if burst else []), env=env, start_new_session=True)
@@ -158,17 +184,19 @@ def test_kill_and_redis_restart_lose_nothing_and_send_nothing_twice(
                 outbox.add(s, "test.certificate", {"subject_id": 1000 + i, "owner": p.id, "doc": doc})
             ext.commit(s)  # enqueues all 200 on the private Redis
 
+        _slow_sends(fake_wechat, 0.2)
         worker = _worker(env, queues, burst=False)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # kill once 60 are done and one is in the middle
-            c = _counts(s)
-            if c[OutboxStatus.done] >= 60 and c[OutboxStatus.running]:
+        while time.monotonic() < deadline:  # kill once 60 are done and a send is in flight
+            if _counts(s)[OutboxStatus.done] >= 60 and "push.send" in _running_kinds(s):
                 break
             time.sleep(0.01)
-        os.killpg(worker.pid, signal.SIGKILL)  # work-horse included, mid-job
+        _kill_tree(worker.pid)
         worker.wait()
+        time.sleep(0.3)  # the in-flight HTTP request, if it got out, is answered by now
         mid = _counts(s)
-        assert 0 < mid[OutboxStatus.done] < 200 and mid[OutboxStatus.running] >= 1, mid
+        killed = s.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.running)).all()
+        assert 0 < mid[OutboxStatus.done] < 200 and any(k.kind == "push.send" for k in killed), mid
 
         redis_server.stop()  # every queued job is gone
         redis_server.start()
@@ -190,6 +218,12 @@ def test_kill_and_redis_restart_lose_nothing_and_send_nothing_twice(
             )
             if not (_counts(s)[OutboxStatus.pending] + _counts(s)[OutboxStatus.running]):
                 break
+
+        # The send killed mid-flight is failed with the reason, never sent again.
+        for k in killed:
+            s.refresh(k)
+            if k.kind == "push.send":
+                assert k.status == OutboxStatus.failed and "中断" in k.last_error
 
         # Every row is done, or failed with a reason.
         rows = s.scalars(select(OutboxItem)).all()
