@@ -29,12 +29,18 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "POST /api/v1/auth/binding-codes": ALL,
     "GET /api/v1/keys": PUBLIC,
     "GET /api/v1/admin/audit": STAFF_ADMIN,
+    "POST /api/v1/push/subscriptions": ALL,
+    "GET /api/v1/files/<int:doc_id>": ALL,
+    "GET /api/v1/admin/jobs": STAFF_ADMIN,
+    "POST /api/v1/admin/jobs/<int:item_id>/requeue": STAFF_ADMIN,
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.
 CROSS_TENANT: dict[str, str] = {
     "POST /api/v1/auth/binding-codes": "tests/services/test_auth_binding.py::"
     "test_trainer_makes_codes_only_inside_their_jurisdiction",
+    "GET /api/v1/files/<int:doc_id>": "tests/jobs/test_certificates.py::"
+    "test_cross_tenant_files_are_served_to_their_owner_only",
 }
 
 ROLES = ["anonymous", *sorted(ALL)]

@@ -58,7 +58,7 @@ def test_job_for_a_deleted_owner_fails_once_with_the_reason(app, db) -> None:
     assert row.attempts == 1 and "不存在" in row.last_error
 
 
-def test_files_are_served_to_their_owner_only(app, db, client, run_jobs) -> None:
+def test_cross_tenant_files_are_served_to_their_owner_only(app, db, client, run_jobs) -> None:
     owner, other = make_person(db, "citizen"), make_person(db, "citizen")
     outbox.add(db, "test.certificate", {"subject_id": 903, "owner": owner.id})
     db.commit()
