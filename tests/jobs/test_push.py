@@ -215,3 +215,17 @@ def test_job_for_a_deleted_notification_fails_once_with_the_reason(app, db, plat
     assert run_item(app, item.id) == "already_failed"
     item = _outbox(db, n)
     assert item.attempts == 1 and "已被删除" in item.last_error
+
+
+def test_dingtalk_busy_frees_the_daily_slot_so_the_retry_is_sent(app, db, platforms, run_jobs) -> None:
+    _, ding = platforms
+    ding.fail_next("/topapi/message/corpconversation/asyncsend_v2", -1, "系统繁忙")
+    n = notify(db, _person(db, dingtalk=DT_USER).id, "test.reminder", DATA, "d:4")
+    db.commit()
+    run_jobs(rounds=1)
+    item = _outbox(db, n)
+    assert item.status == OutboxStatus.pending
+    item.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.commit()
+    assert run_item(app, item.id) == "done"
+    assert len(ding.delivered) == 1 and _reload(db, n).status == NotificationStatus.sent
