@@ -28,6 +28,10 @@ test: $(STAMP)
 worker: $(STAMP)
 	$(PY) -m jobs.worker
 
+## The periodic scheduler alone (make worker already starts one; several are safe).
+scheduler: $(STAMP)
+	$(PY) -m jobs.scheduler
+
 ## Benchmarks (PostgreSQL + Redis, gunicorn); prints ratios against baselines.
 bench: $(STAMP)
 	$(PY) -m bench

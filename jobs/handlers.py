@@ -3,3 +3,5 @@
 from jobs import quiz  # noqa: F401
 import jobs.passes  # noqa: F401
 from jobs import permits  # noqa: F401
+from jobs import documents, periodic  # noqa: F401
+from jobs.push import handler  # noqa: F401

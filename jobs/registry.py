@@ -36,6 +36,10 @@ class JobSpec:
     #: (push sends): a worker that died mid-run may have delivered, so the row is
     #: failed with a reason instead of being run again.
     external_send: bool = False
+    #: ``on_failure(session, item, reason)`` runs in the transaction that marks the row
+    #: failed for good (permanent error, attempts exhausted, died mid-send), so the
+    #: domain row (e.g. a notification) records the same reason.
+    on_failure: Callable[..., None] | None = None
 
 
 _SPECS: dict[str, JobSpec] = {}
@@ -48,14 +52,34 @@ def job(
     timeout: int | None = None,
     max_attempts: int = 5,
     external_send: bool = False,
+    on_failure: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(session, item) -> dict | None`` as the handler of ``kind``."""
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        _SPECS[kind] = JobSpec(kind, func, queue, timeout or QUEUES[queue], max_attempts, external_send)
+        _SPECS[kind] = JobSpec(
+            kind, func, queue, timeout or QUEUES[queue], max_attempts, external_send, on_failure
+        )
         return func
 
     return decorator
+
+
+_WARMUPS: list[Callable[[], Any]] = []
+
+
+def warmup(func: Callable[[], Any]) -> Callable[[], Any]:
+    """Register ``func()`` to run once in a worker before it forks work-horses, so
+    expensive caches (fonts, QR encoders, imports) are inherited instead of rebuilt for
+    every job (RQ forks a fresh process per job)."""
+    _WARMUPS.append(func)
+    return func
+
+
+def run_warmups() -> None:
+    _load_handlers()
+    for func in _WARMUPS:
+        func()
 
 
 def spec_for(kind: str) -> JobSpec:

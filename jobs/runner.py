@@ -6,6 +6,7 @@ never run it twice. The handler's database writes and the row's ``done`` commit 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,28 @@ log = logging.getLogger("zhizhi.jobs")
 
 BACKOFF_BASE = 5
 BACKOFF_MAX = 600
+
+
+#: The outbox job being run in this context ("outbox-<id>"), stamped on log lines.
+CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("zhizhi_job", default=None)
+
+
+class JobIdFilter(logging.Filter):
+    """Adds ``record.job_id`` and prefixes the message with it while a job runs, so every
+    line a handler (or a library it calls) logs can be traced to its outbox row."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job_id = CURRENT_JOB.get()
+        record.job_id = job_id or "-"
+        if job_id and not getattr(record, "_job_stamped", False):
+            record.msg, record._job_stamped = f"[{job_id}] {record.msg}", True
+        return True
+
+
+def install_job_log_filter() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, JobIdFilter) for f in handler.filters):
+            handler.addFilter(JobIdFilter())
 
 
 def backoff(attempts: int) -> timedelta:
@@ -58,6 +81,7 @@ def _claim(session: Session, item_id: int) -> tuple[str, JobSpec | None]:
             item.status = OutboxStatus.failed
             item.finished_at = now
             item.last_error = "发送中途进程中断，无法确认是否已送达，为避免重复发送未自动重试"
+            _on_failure(session, spec, item)
             return "failed", None
     stmt = (
         update(OutboxItem)
@@ -75,12 +99,16 @@ def _claim(session: Session, item_id: int) -> tuple[str, JobSpec | None]:
 def run_item(app: Flask, item_id: int) -> str:
     """Run the outbox row ``item_id`` once; returns what happened (for logs and tests)."""
     ext = app.extensions["zhizhi"]
-    with ext.db.session() as s:
-        outcome, spec = _claim(s, item_id)
-    if outcome != "claimed" or spec is None:
-        log.info("outbox %s: %s", item_id, outcome)
-        return outcome
-    return _handle(app, item_id, spec)
+    token = CURRENT_JOB.set(f"outbox-{item_id}")
+    try:
+        with ext.db.session() as s:
+            outcome, spec = _claim(s, item_id)
+        if outcome != "claimed" or spec is None:
+            log.info("outbox %s: %s", item_id, outcome)
+            return outcome
+        return _handle(app, item_id, spec)
+    finally:
+        CURRENT_JOB.reset(token)
 
 
 def _handle(app: Flask, item_id: int, spec: JobSpec) -> str:
@@ -88,6 +116,8 @@ def _handle(app: Flask, item_id: int, spec: JobSpec) -> str:
 
     ext = app.extensions["zhizhi"]
     session = ext.db.sessionmaker()
+    ctx = app.app_context()  # handlers may use current_app (inline runs, tests, RQ alike)
+    ctx.push()
     try:
         item = session.get(OutboxItem, item_id, populate_existing=True)
         result: Any = spec.func(session, item)
@@ -110,6 +140,19 @@ def _handle(app: Flask, item_id: int, spec: JobSpec) -> str:
         return _record_failure(app, item_id, f"{type(exc).__name__}: {exc}", permanent=False)
     finally:
         session.close()
+        ctx.pop()
+
+
+def _spec_or_none(kind: str) -> JobSpec | None:
+    try:
+        return spec_for(kind)
+    except KeyError:
+        return None
+
+
+def _on_failure(session: Session, spec: JobSpec | None, item: Any) -> None:
+    if spec is not None and spec.on_failure is not None:
+        spec.on_failure(session, item, item.last_error or "")
 
 
 def _record_failure(app: Flask, item_id: int, reason: str, *, permanent: bool) -> str:
@@ -125,6 +168,7 @@ def _record_failure(app: Flask, item_id: int, reason: str, *, permanent: bool) -
             item.status = OutboxStatus.failed
             item.finished_at = utcnow()
             outcome = "failed"
+            _on_failure(s, _spec_or_none(item.kind), item)
         else:
             item.status = OutboxStatus.pending
             item.next_attempt_at = utcnow() + backoff(item.attempts)

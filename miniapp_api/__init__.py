@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import audit, auth, passes, permits, platform, quiz
+    from miniapp_api import audit, auth, jobs, passes, permits, platform, quiz
 
-    for module in (auth, platform, audit, quiz, passes, permits):
+    for module in (auth, platform, audit, quiz, passes, permits, jobs):
         app.register_blueprint(module.bp)

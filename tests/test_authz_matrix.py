@@ -120,6 +120,10 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/permits/enterprises/<int:enterprise_id>/rating": ENTERPRISE_OR_REGULATOR,
     "POST /api/v1/permits/permits/<int:permit_id>/revoke": REGULATOR,
     "GET /api/v1/permits/revoked": PUBLIC,
+    "POST /api/v1/push/subscriptions": ALL,
+    "GET /api/v1/files/<int:doc_id>": ALL,
+    "GET /api/v1/admin/jobs": STAFF_ADMIN,
+    "POST /api/v1/admin/jobs/<int:item_id>/requeue": STAFF_ADMIN,
 }
 
 #: Endpoints whose data belongs to someone: the test that shows another tenant is refused.
@@ -157,6 +161,8 @@ CROSS_TENANT: dict[str, str] = {
     "test_warnings_and_ratings.py::test_quarterly_rating_shows_weights_change_and_next_star",
     "POST /api/v1/permits/warnings/<int:warning_id>/acknowledge": "tests/services/permits/"
     "test_warnings_and_ratings.py::test_other_department_cannot_take_the_warning",
+    "GET /api/v1/files/<int:doc_id>": "tests/jobs/test_certificates.py::"
+    "test_cross_tenant_files_are_served_to_their_owner_only",
 }
 
 ROLES = ["anonymous", *sorted(ALL)]
