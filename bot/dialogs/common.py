@@ -23,6 +23,7 @@ ROLE_NAMES = {
 BIND_HINT = (
     "首次使用请先绑定账号：在小程序“我的”页面获取绑定码，然后发送“绑定 绑定码”（例如：绑定 AB23CD45）。"
 )
+BAD_CODE = "绑定码格式不对：应为 8 位字母和数字，例如 AB23CD45。"
 CODE_RE = re.compile(r"^[A-Za-z0-9]{6,12}$")
 NUMBER_RE = re.compile(r"^[A-Za-z0-9\-]{4,40}$")
 
@@ -92,7 +93,7 @@ def _bind(turn: Turn, code: str) -> Reply:
 
     code = code.strip()
     if not CODE_RE.match(code):
-        return Reply(text="绑定码格式不对：应为 8 位字母和数字，例如 AB23CD45。")
+        return Reply(text=BAD_CODE)
     current = find_identity(turn.session, turn.identity_kind, turn.msg.app, turn.msg.sender)
     person = redeem_binding_code(turn.session, code, turn.identity_kind, turn.msg.app, turn.msg.sender)
     if current is not None and current.person_id == person.id:
