@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from miniapp_api import auth, platform
+    from miniapp_api import audit, auth, platform
 
-    for module in (auth, platform):
+    for module in (auth, platform, audit):
         app.register_blueprint(module.bp)
