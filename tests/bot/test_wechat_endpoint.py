@@ -21,9 +21,13 @@ def nothing_processed(app, db) -> bool:
 def test_get_verification_echoes_echostr_when_signed(wx, client):
     ts, nonce = str(int(time.time())), "123"
     sig = sha1_signature(wx.cfg["token"], ts, nonce)
-    res = client.get("/bot/wechat", query_string={"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e1"})
+    res = client.get(
+        "/bot/wechat", query_string={"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e1"}
+    )
     assert res.status_code == 200 and res.get_data(as_text=True) == "e1"
-    bad = client.get("/bot/wechat", query_string={"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "x"})
+    bad = client.get(
+        "/bot/wechat", query_string={"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "x"}
+    )
     assert bad.status_code == 403
 
 
@@ -40,7 +44,9 @@ def test_unknown_text_and_unknown_message_types_get_help_never_silence(wx):
     assert "没看懂" in wx.text("o_user_2", "你好呀").text
     image = wx.message("o_user_2", "image", PicUrl="http://x/p.jpg", MediaId="m1")
     assert "没看懂" in image.text
-    location = wx.message("o_user_2", "location", Location_X="30.1", Location_Y="120.2", Scale=15, Label="乌镇")
+    location = wx.message(
+        "o_user_2", "location", Location_X="30.1", Location_Y="120.2", Scale=15, Label="乌镇"
+    )
     assert "没看懂" in location.text
     odd = wx.message("o_user_2", "some_future_type", Foo="bar")
     assert "没看懂" in odd.text
@@ -59,7 +65,9 @@ def test_sample_vector_configuration_answers_a_current_message(app, client, monk
     encrypted the same way with a current timestamp, is answered (encrypted)."""
     settings = app.extensions["zhizhi"].settings
     monkeypatch.setattr(
-        settings, "wechat", dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID)
+        settings,
+        "wechat",
+        dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID),
     )
     inner = MessageCrypto(vector.TOKEN, vector.AES_KEY, vector.APP_ID).decrypt(vector.ENCRYPT)
     h = WeChatHarness(app, client, None, mode="safe")
@@ -76,7 +84,9 @@ def test_sample_vector_configuration_answers_a_current_message(app, client, monk
 def test_sample_vector_as_sent_in_2014_is_refused_by_the_timestamp_window(app, client, db, monkeypatch):
     settings = app.extensions["zhizhi"].settings
     monkeypatch.setattr(
-        settings, "wechat", dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID)
+        settings,
+        "wechat",
+        dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID),
     )
     query = {"timestamp": vector.TIMESTAMP, "nonce": vector.NONCE, "encrypt_type": "aes",
              "msg_signature": vector.MSG_SIGNATURE}  # fmt: skip
