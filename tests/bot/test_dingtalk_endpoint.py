@@ -93,7 +93,7 @@ def test_timestamp_within_the_hour_is_accepted(dt):
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"{not json", b"[1,2,3]", b'"text"', '{"msgtype": "text"}'.encode(), b"\xff\xfe{}",
+    [b"", b"{not json", b"[1,2,3]", b'"text"', b'{"msgtype": "text"}', b"\xff\xfe{}",
      b'{"msgId": 5, "senderStaffId": "u", "msgtype": "text"}'],
 )  # fmt: skip
 def test_malformed_json_is_refused(dt, app, db, body):
