@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -64,7 +64,15 @@ class Reply:
     silent: bool = False
 
     def to_json(self) -> str:
-        return SILENT if self.silent else json.dumps(asdict(self), ensure_ascii=False)
+        if self.silent:
+            return SILENT
+        data: dict[str, Any] = {"text": self.text}
+        for name in ("title", "url", "markdown"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.buttons:
+            data["buttons"] = [list(b) for b in self.buttons]
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: str | None) -> Reply:
@@ -198,7 +206,6 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         return Reply.from_json(claim.cached)
     if claim.status == "busy":
         return Reply(text=BUSY_TEXT)
-    original = json.loads(json.dumps(claim.state))
     turn = Turn(ext, msg, claim.state, now or utcnow())
     cache: str | None
     try:
@@ -206,6 +213,7 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         turn.commit()
         cache = reply.to_json()
     except DomainError as exc:
+        original = _state(claim.raw_state)
         turn.close(rollback=True)
         reply = Reply(text=exc.message)
         cache = reply.to_json()
@@ -214,7 +222,7 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         log.exception("bot: %s message failed", msg.channel)
         turn.close(rollback=True)
         reply, cache = Reply(text=FAILURE_TEXT), None
-        turn.state = original
+        turn.state = _state(claim.raw_state)
     finally:
         turn.close()
     if cache is not None and not reply.silent and time.monotonic() - started > PASSIVE_BUDGET:
@@ -224,6 +232,11 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     except Exception:  # the reply is still right; the lock expires by itself
         log.exception("bot: could not store conversation state")
     return reply
+
+
+def _state(raw: str) -> dict[str, Any]:
+    """The state as loaded (the dialog may have changed its copy before failing)."""
+    return json.loads(raw) if raw else {}
 
 
 def _deliver_late(ext: Any, msg: Message, reply: Reply) -> Reply:

@@ -7,10 +7,11 @@ from sqlalchemy import func, select
 
 pytest.importorskip("services.quiz.practice")
 
-from models.quiz import PointEntry, PracticeItem, QuestionVersion  # noqa: E402
-from services.auth import new_binding_code  # noqa: E402
-from services.quiz import bank  # noqa: E402
-from tests.services.quiz.factories import make_bank, org_tree, worker  # noqa: E402
+from models.quiz import PointEntry, PracticeItem, QuestionVersion
+from services.quiz import bank
+
+from services.auth import new_binding_code
+from tests.services.quiz.factories import make_bank, org_tree, worker
 
 
 def _answers(db, person_id: int, right: bool) -> list[str]:
