@@ -17,10 +17,10 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from core import idempotency
+from core import idempotency, ratelimit
 from core.auth import Actor, authenticate_request
-from core.errors import BadRequest, DomainError, Forbidden, Unauthenticated
-from core.validation import pydantic_fields
+from core.errors import BadRequest, DomainError, Forbidden, NotFound, Unauthenticated
+from core.validation import MAX_ID, pydantic_fields
 
 PUBLIC = "public"
 ANY = "any"
@@ -41,6 +41,7 @@ class Endpoint:
     status: int = 200
     content_type: str = "application/json"
     extra_errors: tuple[int, ...] = ()
+    rate: str | None = None  # a core.ratelimit.LIMITS name
 
 
 @dataclass
@@ -120,6 +121,8 @@ def envelope(data: Any, status: int = 200) -> Response:
 def error_response(exc: DomainError) -> Response:
     body = json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False, separators=(",", ":"))
     resp = Response(body, status=exc.status, mimetype="application/json")
+    if exc.status == 429 and "retry_after" in exc.details:
+        resp.headers["Retry-After"] = str(exc.details["retry_after"])
     if exc.status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="zhizhi"'
     return resp
@@ -175,11 +178,16 @@ def _check_roles(ep: Endpoint, actor: Actor | None) -> None:
 
 def _make_view(ep: Endpoint) -> Callable[..., Response]:
     def view(**path_params: Any) -> Response:
+        if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
+            raise NotFound()
         ext = current_app.extensions["zhizhi"]
         session: Session = ext.request_session()
         actor = authenticate_request(session, request.headers.get("Authorization"), ep.roles == PUBLIC)
         g.actor = actor
         _check_roles(ep, actor)
+        if ep.rate:
+            who = f"p{actor.person_id}" if actor else f"ip{request.remote_addr}"
+            ratelimit.hit(ext.redis, ep.rate, who)
         body = _parse_json_body(ep.body) if ep.body is not None else None
         query = _parse_query(ep.query) if ep.query is not None else None
         ctx = Ctx(session=session, actor=actor, body=body, query=query, path=path_params)

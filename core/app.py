@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, g, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -157,6 +157,18 @@ def _register_errors(app: Flask) -> None:
         _rollback()
         log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
         return error_response(Unavailable("数据库连接中断，请使用同一幂等键重试"))
+
+    @app.errorhandler(DataError)
+    def on_bad_value(exc: DataError):
+        # Input that passed validation but not the column (a bound missing in a model).
+        _rollback()
+        log.warning(
+            "database refused a value on %s %s: %s",
+            request.method,
+            request.path,
+            type(exc.orig).__name__ if exc.orig else exc,
+        )
+        return error_response(DomainError("提交的数值超出允许范围", code="invalid_value", status=422))
 
     @app.errorhandler(Exception)
     def on_error(exc: Exception):

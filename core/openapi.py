@@ -11,6 +11,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from core.api import ANY, PUBLIC, Endpoint, iter_endpoints
+from core.validation import MAX_ID
 
 REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {400, 401, 403, 404, 409, 413, 415, 422, 429}
@@ -37,7 +38,7 @@ ERROR_SCHEMA = {
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for conv, name in re.findall(r"<(?:(\w+):)?(\w+)>", rule):
-        schema = {"type": "integer", "minimum": 1} if conv == "int" else {"type": "string"}
+        schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID} if conv == "int" else {"type": "string"}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule), params
 
@@ -106,8 +107,6 @@ def _operation(ep: Endpoint, refs: dict[Any, Any], path_params: list[dict[str, A
         }
     op["responses"] = {str(ep.status): ok}
     statuses = set(_ERROR_STATUSES) | set(ep.extra_errors) | {500, 503}
-    if ep.roles == PUBLIC:
-        statuses -= {401, 403}
     for status in sorted(statuses):
         op["responses"][str(status)] = {
             "description": "错误",

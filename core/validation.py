@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ValidationFailed
 
@@ -76,6 +76,13 @@ def pydantic_fields(exc: ValidationError, location: str = "body") -> ValidationF
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__") or location
         fields.setdefault(loc, _message(err))
     return ValidationFailed(fields=fields)
+
+
+#: Largest value of an integer primary key (PostgreSQL INTEGER).
+MAX_ID = 2_147_483_647
+
+#: A row id in a request body or query: positive and within the column's range.
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Model(BaseModel):

@@ -63,10 +63,8 @@ def _today() -> date:
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK_MAP = "10X98765432"
 _ID_SHAPE = re.compile(r"\d{17}[\dX]")
-_PROVINCES = frozenset(
-    [*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47)]
-    + [*range(50, 55), *range(61, 66), 71, 81, 82, 83]
-)
+_PROVINCES = frozenset((*range(11, 16), *range(21, 24), *range(31, 38), *range(41, 47)))
+_PROVINCES |= frozenset((*range(50, 55), *range(61, 66), 71, 81, 82, 83))
 
 
 def resident_id_check_digit(first17: str) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.api import ANY, PUBLIC, ApiBlueprint, Ctx
 from core.pii import mask_mobile
-from core.validation import Model, Out
+from core.validation import DbId, Model, Out
 from models.identity import Identity, Person
 from services import auth as svc
 
@@ -48,7 +48,7 @@ class MeOut(Out):
 
 
 class BindingIn(Model):
-    person_id: int | None = Field(None, ge=1, description="为他人生成（管理员/培训员/专管员）；省略为本人")
+    person_id: DbId | None = Field(None, description="为他人生成（管理员/培训员/专管员）；省略为本人")
 
 
 class BindingOut(Out):
@@ -66,7 +66,7 @@ def _token_out(t: svc.IssuedToken) -> TokenOut:
     )
 
 
-@bp.post("/wechat", body=CodeIn, response=TokenOut, roles=PUBLIC, extra_errors=(429, 502))
+@bp.post("/wechat", body=CodeIn, response=TokenOut, roles=PUBLIC, extra_errors=(429, 502), rate="login")
 def login_wechat(ctx: Ctx) -> TokenOut:
     """小程序登录：code2session 换取本系统令牌"""
     ext = ctx.app.extensions["zhizhi"]
@@ -80,7 +80,7 @@ def login_wechat(ctx: Ctx) -> TokenOut:
     return _token_out(issued)
 
 
-@bp.post("/dingtalk", body=CodeIn, response=TokenOut, roles=PUBLIC, extra_errors=(429, 502))
+@bp.post("/dingtalk", body=CodeIn, response=TokenOut, roles=PUBLIC, extra_errors=(429, 502), rate="login")
 def login_dingtalk(ctx: Ctx) -> TokenOut:
     """钉钉免登：授权码换取 userid，再换取本系统令牌"""
     ext = ctx.app.extensions["zhizhi"]
@@ -94,7 +94,7 @@ def login_dingtalk(ctx: Ctx) -> TokenOut:
     return _token_out(issued)
 
 
-@bp.post("/password", body=PasswordIn, response=TokenOut, roles=PUBLIC, extra_errors=(429,))
+@bp.post("/password", body=PasswordIn, response=TokenOut, roles=PUBLIC, extra_errors=(429,), rate="login")
 def login_password(ctx: Ctx) -> TokenOut:
     """工作人员账号密码登录（连续失败将锁定）"""
     s = ctx.settings
@@ -132,7 +132,15 @@ def me(ctx: Ctx) -> MeOut:
     )
 
 
-@bp.post("/binding-codes", body=BindingIn, response=BindingOut, roles=ANY, status=201, idempotent=True)
+@bp.post(
+    "/binding-codes",
+    body=BindingIn,
+    response=BindingOut,
+    roles=ANY,
+    status=201,
+    idempotent=True,
+    rate="binding",
+)
 def binding_code(ctx: Ctx) -> BindingOut:
     """生成一次性绑定码（30 分钟内在公众号或钉钉发送“绑定 <码>”）"""
     code, expires = svc.binding_code_for(ctx.session, ctx.me, ctx.body.person_id)

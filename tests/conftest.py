@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REQUIRE_SERVICES = os.environ.get("ZHIZHI_TEST_REQUIRE_SERVICES") == "1"
@@ -196,3 +195,30 @@ def platforms(app, fake_wechat, fake_dingtalk, monkeypatch):
     monkeypatch.setattr(settings, "wechat", wechat)
     monkeypatch.setattr(settings, "dingtalk", dingtalk)
     return fake_wechat, fake_dingtalk
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every log line the suite writes, through the same PII filter production uses;
+    the personal-data audit (run last) reads it."""
+    import logging
+
+    from core.pii import PIIScrubbingFilter
+
+    path = tmp_path_factory.mktemp("logs") / "suite.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(PIIScrubbingFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    yield path
+    root.removeHandler(handler)
+    handler.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``run_last`` (the personal-data audit) run after everything else."""
+    last = [i for i in items if i.get_closest_marker("run_last")]
+    items[:] = [i for i in items if not i.get_closest_marker("run_last")] + last

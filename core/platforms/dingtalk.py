@@ -116,6 +116,7 @@ class DingTalkPlatform:
         session: requests.Session,
         *,
         auth_api: str = "oapi",
+        token_key: str | None = None,
     ) -> None:
         if auth_api not in ("oapi", "v1"):
             raise ValueError("auth_api must be 'oapi' or 'v1'")
@@ -124,7 +125,9 @@ class DingTalkPlatform:
         self.agent_id = int(agent_id)
         self._http = session
         self._auth_api = auth_api
-        self.tokens = TokenCache(redis_client, f"zhizhi:dingtalk:access_token:{app_key}", self._fetch_token)
+        self.tokens = TokenCache(
+            redis_client, token_key or f"zhizhi:dingtalk:access_token:{app_key}", self._fetch_token
+        )
 
     # -- tokens ---------------------------------------------------------------------
 

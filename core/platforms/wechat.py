@@ -177,9 +177,17 @@ def wechat_error_bad_response(detail) -> PlatformError:
 class WeChatPlatform:
     """The WeChat calls Zhizhi makes, with errors raised as classified PlatformError."""
 
-    def __init__(self, app_id: str, secret: str, redis_client, session: requests.Session):
+    def __init__(
+        self,
+        app_id: str,
+        secret: str,
+        redis_client,
+        session: requests.Session,
+        *,
+        token_key: str | None = None,
+    ) -> None:
         self.app_id = app_id
-        self.client = ZhizhiWeChatClient(app_id, secret, redis_client, session)
+        self.client = ZhizhiWeChatClient(app_id, secret, redis_client, session, token_key)
 
     @property
     def tokens(self) -> TokenCache:

@@ -125,9 +125,7 @@ def test_index_and_cipher_need_configuration(unconfigured):
 
 
 def test_configured_index_matches_blind_index(configured):
-    assert pii.index("mobile", "13812345678") == blind_index(
-        INDEX_KEY, "mobile", "13812345678"
-    )
+    assert pii.index("mobile", "13812345678") == blind_index(INDEX_KEY, "mobile", "13812345678")
     assert pii.get_cipher().current == 2
 
 

@@ -1,3 +1,5 @@
+import uuid
+
 import fakeredis
 import pytest
 import redis
@@ -22,28 +24,36 @@ def text(content: str) -> dict:
 @pytest.fixture
 def redis_client():
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     try:
         yield client
     finally:
-        client.flushdb()
         client.close()
 
 
-def make_platform(fake, redis_client, **kwargs) -> DingTalkPlatform:
+@pytest.fixture
+def ns(redis_client):
+    """A key namespace of this test only; concurrent runs sharing db 9 cannot collide."""
+    prefix = f"test:{uuid.uuid4().hex}"
+    yield prefix
+    for key in redis_client.scan_iter(f"{prefix}*"):
+        redis_client.delete(key)
+
+
+def make_platform(fake, redis_client, ns="test:dingtalk", **kwargs) -> DingTalkPlatform:
     return DingTalkPlatform(
         fake.app_key,
         kwargs.pop("app_secret", fake.app_secret),
         fake.agent_id,
         redis_client,
         make_session(fake.rewrites),
+        token_key=f"{ns}:token",
         **kwargs,
     )
 
 
 @pytest.fixture
-def dingtalk(fake_dingtalk, redis_client):
-    return make_platform(fake_dingtalk, redis_client)
+def dingtalk(fake_dingtalk, redis_client, ns):
+    return make_platform(fake_dingtalk, redis_client, ns)
 
 
 # -- tokens and login -------------------------------------------------------------------
@@ -58,8 +68,8 @@ def test_token_comes_from_gettoken_with_appkey_and_appsecret_and_is_cached(dingt
     assert call["query"] == {"appkey": fake_dingtalk.app_key, "appsecret": fake_dingtalk.app_secret}
 
 
-def test_v1_auth_api_is_supported(fake_dingtalk, redis_client):
-    platform = make_platform(fake_dingtalk, redis_client, auth_api="v1")
+def test_v1_auth_api_is_supported(fake_dingtalk, redis_client, ns):
+    platform = make_platform(fake_dingtalk, redis_client, ns, auth_api="v1")
 
     platform.send_work_notification(USER, text("a"))
 
@@ -68,8 +78,8 @@ def test_v1_auth_api_is_supported(fake_dingtalk, redis_client):
     assert fake_dingtalk.calls("/gettoken") == []
 
 
-def test_v1_auth_api_wrong_secret_is_reported(fake_dingtalk, redis_client):
-    platform = make_platform(fake_dingtalk, redis_client, auth_api="v1", app_secret="bad")
+def test_v1_auth_api_wrong_secret_is_reported(fake_dingtalk, redis_client, ns):
+    platform = make_platform(fake_dingtalk, redis_client, ns, auth_api="v1", app_secret="bad")
 
     with pytest.raises(PlatformError) as info:
         platform.send_work_notification(USER, text("a"))
@@ -77,8 +87,8 @@ def test_v1_auth_api_wrong_secret_is_reported(fake_dingtalk, redis_client):
     assert info.value.errcode == 400 and not info.value.transient
 
 
-def test_wrong_appsecret_fails_with_40089(fake_dingtalk, redis_client):
-    platform = make_platform(fake_dingtalk, redis_client, app_secret="bad")
+def test_wrong_appsecret_fails_with_40089(fake_dingtalk, redis_client, ns):
+    platform = make_platform(fake_dingtalk, redis_client, ns, app_secret="bad")
 
     with pytest.raises(PlatformError) as info:
         platform.userid_by_auth_code("c1")

@@ -1,3 +1,5 @@
+import uuid
+
 import fakeredis
 import pytest
 import redis
@@ -16,18 +18,29 @@ SEND = "/cgi-bin/message/template/send"
 @pytest.fixture
 def redis_client():
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     try:
         yield client
     finally:
-        client.flushdb()
         client.close()
 
 
 @pytest.fixture
-def wechat(fake_wechat, redis_client):
+def ns(redis_client):
+    """A key namespace of this test only; concurrent runs sharing db 9 cannot collide."""
+    prefix = f"test:{uuid.uuid4().hex}"
+    yield prefix
+    for key in redis_client.scan_iter(f"{prefix}*"):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def wechat(fake_wechat, redis_client, ns):
     return WeChatPlatform(
-        fake_wechat.app_id, fake_wechat.secret, redis_client, make_session(fake_wechat.rewrites)
+        fake_wechat.app_id,
+        fake_wechat.secret,
+        redis_client,
+        make_session(fake_wechat.rewrites),
+        token_key=f"{ns}:token",
     )
 
 
@@ -280,8 +293,10 @@ def test_create_menu_stores_the_menu(wechat, fake_wechat):
 # -- tokens, transport ------------------------------------------------------------------
 
 
-def test_wrong_secret_is_neither_transient_nor_permanent(fake_wechat, redis_client):
-    platform = WeChatPlatform(fake_wechat.app_id, "wrong", redis_client, make_session(fake_wechat.rewrites))
+def test_wrong_secret_is_neither_transient_nor_permanent(fake_wechat, redis_client, ns):
+    platform = WeChatPlatform(
+        fake_wechat.app_id, "wrong", redis_client, make_session(fake_wechat.rewrites), token_key=f"{ns}:t"
+    )
     fake_wechat.add_user(OPENID)
 
     with pytest.raises(PlatformError) as info:
@@ -291,9 +306,9 @@ def test_wrong_secret_is_neither_transient_nor_permanent(fake_wechat, redis_clie
     assert not info.value.transient and not info.value.permanent
 
 
-def test_unreachable_platform_is_a_transient_network_error(redis_client):
+def test_unreachable_platform_is_a_transient_network_error(redis_client, ns):
     session = make_session({"https://api.weixin.qq.com": "http://127.0.0.1:9"})
-    platform = WeChatPlatform("wx", "secret", redis_client, session)
+    platform = WeChatPlatform("wx", "secret", redis_client, session, token_key=f"{ns}:t")
 
     with pytest.raises(PlatformError) as info:
         platform.send_custom_text(OPENID, "x")

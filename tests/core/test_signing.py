@@ -106,9 +106,7 @@ def test_ring_refuses_duplicate_kids_and_mismatched_key_pairs():
     with pytest.raises(ValueError):
         KeyRing([make_record("a", 1), make_record("a", 2)])
     with pytest.raises(ValueError):
-        KeyRing(
-            [replace(make_record("a", 1), public_key=make_record("b", 2).public_key)]
-        )
+        KeyRing([replace(make_record("a", 1), public_key=make_record("b", 2).public_key)])
 
 
 def test_rotation_retires_previous_key_which_still_verifies():
@@ -173,9 +171,7 @@ def test_roundtrip_claims_and_qr_friendly_text():
 
 def test_extremes_and_longest_kid_fit_and_roundtrip():
     ring = KeyRing([make_record("x" * 16, 5)])
-    text = issue(
-        ring, kind=255, object_id=2**64 - 1, scope_id=0, zone=255, holder_tag=None
-    )
+    text = issue(ring, kind=255, object_id=2**64 - 1, scope_id=0, zone=255, holder_tag=None)
     assert len(text) < 200 and QR_ALNUM.match(text)
     claims = verify_token(text, ring.verifier)
     assert claims.object_id == 2**64 - 1 and claims.holder_tag == bytes(8)

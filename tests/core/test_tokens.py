@@ -1,5 +1,6 @@
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import fakeredis
@@ -13,7 +14,6 @@ from core.platforms.wechat import WeChatPlatform
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
-KEY = "test:token"
 
 
 @pytest.fixture(params=["redis", "fakeredis"])
@@ -22,12 +22,18 @@ def redis_client(request):
         yield fakeredis.FakeRedis()
         return
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     try:
         yield client
     finally:
-        client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def key(redis_client):
+    """A token key of this test only; concurrent runs sharing db 9 cannot collide."""
+    name = f"test:{uuid.uuid4().hex}:token"
+    yield name
+    redis_client.delete(name, f"{name}:lock")
 
 
 class CountingFetch:
@@ -58,9 +64,9 @@ def run_concurrently(fn, n: int = 8) -> list:
         return [f.result(timeout=30) for f in futures]
 
 
-def test_eight_concurrent_gets_fetch_the_token_once(redis_client):
+def test_eight_concurrent_gets_fetch_the_token_once(redis_client, key):
     fetch = CountingFetch()
-    cache = TokenCache(redis_client, KEY, fetch)
+    cache = TokenCache(redis_client, key, fetch)
 
     tokens = run_concurrently(cache.get)
 
@@ -68,9 +74,9 @@ def test_eight_concurrent_gets_fetch_the_token_once(redis_client):
     assert set(tokens) == {"token-1"}
 
 
-def test_invalidate_of_current_token_leads_to_exactly_one_more_fetch(redis_client):
+def test_invalidate_of_current_token_leads_to_exactly_one_more_fetch(redis_client, key):
     fetch = CountingFetch()
-    cache = TokenCache(redis_client, KEY, fetch)
+    cache = TokenCache(redis_client, key, fetch)
     stale = cache.get()
 
     assert cache.invalidate(stale) is True
@@ -80,9 +86,9 @@ def test_invalidate_of_current_token_leads_to_exactly_one_more_fetch(redis_clien
     assert set(tokens) == {"token-2"}
 
 
-def test_invalidate_with_an_old_token_keeps_the_newer_one(redis_client):
+def test_invalidate_with_an_old_token_keeps_the_newer_one(redis_client, key):
     fetch = CountingFetch(delay=0)
-    cache = TokenCache(redis_client, KEY, fetch)
+    cache = TokenCache(redis_client, key, fetch)
     old = cache.get()
     cache.invalidate(old)
     newer = cache.get()
@@ -92,21 +98,21 @@ def test_invalidate_with_an_old_token_keeps_the_newer_one(redis_client):
     assert fetch.count == 2
 
 
-def test_cached_token_expires_margin_seconds_before_the_platform_token(redis_client):
-    cache = TokenCache(redis_client, KEY, CountingFetch(delay=0, expires_in=7200), margin=300)
+def test_cached_token_expires_margin_seconds_before_the_platform_token(redis_client, key):
+    cache = TokenCache(redis_client, key, CountingFetch(delay=0, expires_in=7200), margin=300)
     cache.get()
 
-    assert 6890 <= redis_client.ttl(KEY) <= 6900
+    assert 6890 <= redis_client.ttl(key) <= 6900
 
 
-def test_short_lived_token_is_still_cached_briefly(redis_client):
-    cache = TokenCache(redis_client, KEY, CountingFetch(delay=0, expires_in=300), margin=300)
+def test_short_lived_token_is_still_cached_briefly(redis_client, key):
+    cache = TokenCache(redis_client, key, CountingFetch(delay=0, expires_in=300), margin=300)
     cache.get()
 
-    assert 0 < redis_client.ttl(KEY) <= 300
+    assert 0 < redis_client.ttl(key) <= 300
 
 
-def test_failed_fetch_propagates_and_releases_the_lock(redis_client):
+def test_failed_fetch_propagates_and_releases_the_lock(redis_client, key):
     calls = []
 
     def failing_then_ok():
@@ -115,16 +121,16 @@ def test_failed_fetch_propagates_and_releases_the_lock(redis_client):
             raise PlatformError(-1, "system error", platform="wechat", transient=True)
         return "token-ok", 7200
 
-    cache = TokenCache(redis_client, KEY, failing_then_ok, wait_timeout=1)
+    cache = TokenCache(redis_client, key, failing_then_ok, wait_timeout=1)
     with pytest.raises(PlatformError):
         cache.get()
 
     assert cache.get() == "token-ok"
 
 
-def test_waiting_for_a_held_lock_times_out_as_a_transient_error(redis_client):
-    cache = TokenCache(redis_client, KEY, CountingFetch(delay=0), wait_timeout=0.2)
-    held = redis_client.lock(f"{KEY}:lock", timeout=5)
+def test_waiting_for_a_held_lock_times_out_as_a_transient_error(redis_client, key):
+    cache = TokenCache(redis_client, key, CountingFetch(delay=0), wait_timeout=0.2)
+    held = redis_client.lock(f"{key}:lock", timeout=5)
     assert held.acquire(blocking=False)
     try:
         with pytest.raises(PlatformError) as info:
@@ -135,7 +141,7 @@ def test_waiting_for_a_held_lock_times_out_as_a_transient_error(redis_client):
     assert info.value.transient
 
 
-def test_eight_processes_share_one_stable_token_fetch(redis_client, fake_wechat):
+def test_eight_processes_share_one_stable_token_fetch(redis_client, key, fake_wechat):
     fake_wechat.token_delay = 0.2
     platforms = iter(
         WeChatPlatform(
@@ -143,6 +149,7 @@ def test_eight_processes_share_one_stable_token_fetch(redis_client, fake_wechat)
             fake_wechat.secret,
             redis_client,
             make_session(fake_wechat.rewrites),
+            token_key=key,
         )
         for _ in range(8)
     )

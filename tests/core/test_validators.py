@@ -34,9 +34,7 @@ def with_id_check(first17: str) -> str:
 
 
 def with_uscc_check(first17: str) -> str:
-    total = sum(
-        USCC_ALPHABET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True)
-    )
+    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
     return first17 + USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -84,9 +82,7 @@ def test_invalid_ids_get_distinct_chinese_messages():
 def test_birth_date_after_today_is_refused_relative_to_given_today():
     rid = with_id_check("33010620240601101")
     assert normalize_resident_id(rid, today=date(2024, 6, 1)) == rid
-    assert code_of(lambda: normalize_resident_id(rid, today=date(2024, 5, 31))) == (
-        "invalid_resident_id"
-    )
+    assert code_of(lambda: normalize_resident_id(rid, today=date(2024, 5, 31))) == ("invalid_resident_id")
 
 
 def test_full_width_digits_are_refused():
@@ -168,9 +164,7 @@ def test_uscc_any_single_substitution_is_rejected(base, pos, shift):
 # --- mobile ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "raw", ["13812345678", "+86 138-1234-5678", "008613812345678", "+8619912345678"]
-)
+@pytest.mark.parametrize("raw", ["13812345678", "+86 138-1234-5678", "008613812345678", "+8619912345678"])
 def test_mobile_numbers_are_normalised(raw):
     assert normalize_mobile(raw) in ("13812345678", "19912345678")
 

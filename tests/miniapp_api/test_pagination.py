@@ -6,7 +6,7 @@ from models.platform import AuditEntry
 from tests.helpers import Api, make_person, token_for
 
 
-def test_cursor_pages_cover_all_rows_without_overlap(client, db) -> None:  # noqa: ANN001
+def test_cursor_pages_cover_all_rows_without_overlap(client, db) -> None:
     admin = make_person(db, "admin")
     for i in range(7):
         db.add(AuditEntry(actor_id=admin.id, action="test", object_type="thing", object_id=str(i), data={}))
@@ -23,7 +23,7 @@ def test_cursor_pages_cover_all_rows_without_overlap(client, db) -> None:  # noq
     assert seen == [str(i) for i in reversed(range(7))]
 
 
-def test_bad_cursor_and_limit_are_validation_errors(client, db) -> None:  # noqa: ANN001
+def test_bad_cursor_and_limit_are_validation_errors(client, db) -> None:
     api = Api(client, token_for(db, make_person(db, "admin")))
     r = api.get("/admin/audit", query_string={"cursor": "!!!"})
     assert r.status_code == 422 and r.json["error"]["fields"] == {"cursor": "分页游标无效"}
@@ -31,6 +31,6 @@ def test_bad_cursor_and_limit_are_validation_errors(client, db) -> None:  # noqa
     assert r.status_code == 422 and "limit" in r.json["error"]["fields"]
 
 
-def test_only_admins_read_the_audit_log(client, db) -> None:  # noqa: ANN001
+def test_only_admins_read_the_audit_log(client, db) -> None:
     r = Api(client, token_for(db, make_person(db, "trainer"))).get("/admin/audit")
     assert r.status_code == 403

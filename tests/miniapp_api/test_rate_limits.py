@@ -1,0 +1,39 @@
+"""Login and binding endpoints are rate limited per client / person."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import ratelimit
+from core.errors import RateLimited
+from tests.helpers import Api, make_person, token_for
+
+
+def test_login_attempts_past_the_limit_get_429_with_retry_after(client, db, monkeypatch) -> None:
+    monkeypatch.setitem(ratelimit.LIMITS, "login", (3, 60))
+    api = Api(client)
+    codes = [
+        api.post("/auth/password", json={"username": "x", "password": "y"}).status_code for _ in range(4)
+    ]
+    assert codes == [401, 401, 401, 429]
+    r = api.post("/auth/password", json={"username": "x", "password": "y"})
+    assert r.json["error"]["code"] == "rate_limited"
+    assert "秒后再试" in r.json["error"]["message"]
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+
+
+def test_binding_codes_are_limited_per_person(client, db, monkeypatch) -> None:
+    monkeypatch.setitem(ratelimit.LIMITS, "binding", (2, 600))
+    a, b = make_person(db, "citizen"), make_person(db, "citizen")
+    api_a, api_b = Api(client, token_for(db, a)), Api(client, token_for(db, b))
+    assert [api_a.post("/auth/binding-codes", json={}).status_code for _ in range(3)] == [201, 201, 429]
+    assert api_b.post("/auth/binding-codes", json={}).status_code == 201
+
+
+def test_a_new_window_lets_requests_through_again(app) -> None:
+    client = app.extensions["zhizhi"].redis
+    for _ in range(ratelimit.LIMITS["binding"][0]):
+        ratelimit.hit(client, "binding", "p1", now=1000.0)
+    with pytest.raises(RateLimited):
+        ratelimit.hit(client, "binding", "p1", now=1000.0)
+    ratelimit.hit(client, "binding", "p1", now=1000.0 + ratelimit.LIMITS["binding"][1])
