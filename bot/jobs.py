@@ -8,7 +8,6 @@ died mid-send is not re-run blindly (see jobs.runner).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -35,11 +34,9 @@ def image_renderer(kind: str) -> Callable[[ImageRenderer], ImageRenderer]:
 @image_renderer("qr")
 def render_qr(_session: Session, payload: dict[str, Any]) -> tuple[bytes, str]:
     """A plain QR code of ``payload["data"]`` (alphanumeric mode for base45 tokens)."""
-    import segno
+    from jobs.render.qr import qr_png
 
-    buf = io.BytesIO()
-    segno.make(payload["data"], error="m").save(buf, kind="png", scale=8, border=2)
-    return buf.getvalue(), "qr.png"
+    return qr_png(payload["data"]), "qr.png"
 
 
 def _target(msg: Any) -> dict[str, str]:
