@@ -29,7 +29,7 @@ def test_my_passes_lists_status_and_sends_the_card_image_by_job(
     wx, db, platforms, run_jobs, citizen_with_pass
 ):
     fake_wechat, _ = platforms
-    world, citizen, code = citizen_with_pass
+    _world, _citizen, code = citizen_with_pass
     wx.text("o_citizen", f"绑定 {code}")
     res = wx.text("o_citizen", "我的通行证")
     assert "已通过" in res.text and "编号 P" in res.text and "二维码图片稍后发送" in res.text
