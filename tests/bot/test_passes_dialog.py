@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -39,7 +40,7 @@ def test_my_passes_lists_status_and_sends_the_card_image_by_job(
     assert len(uploads) == 1 and uploads[0]["files"]["media"]["data"].startswith(b"\x89PNG")
     (image,) = fake_wechat.messages("custom", "o_citizen")
     assert image["body"]["msgtype"] == "image"
-    number = next(w for w in res.text.split() if w.startswith("P") and "-" in w).rstrip("，,")
+    number = re.search(r"P\d{3}-\d{8}", res.text).group(0)
     verdict = wx.text("o_other", f"查验 {number}").text
     assert "有效" in verdict and "李居民" not in verdict and "张三" not in verdict
 
