@@ -1,8 +1,8 @@
 """Chat bot: WeChat official account and DingTalk robot over one dialog engine.
 
-``register(app)`` adds the callback endpoints (``/bot/wechat``, ``/bot/dingtalk``) and
-the ``flask wechat`` commands. Job handlers live in ``bot.jobs`` (imported by
-jobs.handlers).
+``register(app)`` adds the callback endpoints (``/bot/wechat``, ``/bot/dingtalk``).
+The ``flask wechat`` commands (bot.cli) are registered by core.cli; job handlers live in
+``bot.jobs`` (imported by jobs.handlers).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from bot import dingtalk, wechat
-    from bot.cli import wechat_cli
 
     app.register_blueprint(wechat.bp)
     app.register_blueprint(dingtalk.bp)
-    app.cli.add_command(wechat_cli)

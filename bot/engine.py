@@ -227,6 +227,7 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         turn.close()
     if cache is not None and not reply.silent and time.monotonic() - started > PASSIVE_BUDGET:
         reply = _deliver_late(ext, msg, reply)
+        cache = reply.to_json()  # a retry must not answer a second time
     try:
         convo.finish(cache, turn.state)
     except Exception:  # the reply is still right; the lock expires by itself
@@ -247,6 +248,10 @@ def _deliver_late(ext: Any, msg: Message, reply: Reply) -> Reply:
     try:
         enqueue_text(session, msg, reply.text, key=f"late:{msg.user_key}:{msg.dedup}")
         ext.commit(session)
+    except Exception:  # the passive reply may still arrive in time: better than nothing
+        log.exception("bot: could not queue a late reply")
+        session.rollback()
+        return reply
     finally:
         session.close()
     return Reply(silent=True)

@@ -62,9 +62,11 @@ def seed_demo() -> None:
 
 
 def register(app: Flask) -> None:
+    from bot.cli import wechat_cli
     from jobs.cli import jobs_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(seed_demo)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(wechat_cli)

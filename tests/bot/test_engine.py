@@ -115,3 +115,47 @@ def test_state_is_json_with_who_cache(app, wx):
     (key,) = list(r.scan_iter(match="bot:*:state"))
     state = json.loads(r.get(key))
     assert state["who"]["pid"] is None
+
+
+def test_duplicate_arriving_while_the_first_is_still_running_gets_success(app, wx):
+    ext = app.extensions["zhizhi"]
+    first = Conversation(ext.redis, f"wechat:{wx.cfg['app_id']}:o_inflight", "m:555")
+    assert first.claim().status == "new"  # the first delivery is still being handled
+    assert wx.text("o_inflight", "帮助", msg_id=555).success
+
+
+def test_answer_too_slow_for_a_passive_reply_goes_out_as_customer_service_message(
+    wx, platforms, run_jobs, monkeypatch
+):
+    import bot.engine
+
+    monkeypatch.setattr(bot.engine, "PASSIVE_BUDGET", -1.0)  # as if the dialog took 5 s
+    res = wx.text("o_slow", "帮助", msg_id=556)
+    assert res.success
+    run_jobs()
+    (sent,) = platforms[0].messages("custom", "o_slow")
+    assert "您可以发送" in sent["body"]["text"]["content"]
+    assert wx.text("o_slow", "帮助", msg_id=556).success  # the retry changes nothing
+    run_jobs()
+    assert len(platforms[0].messages("custom", "o_slow")) == 1
+
+
+def test_scanning_a_binding_qr_scene_binds(wx, db):
+    person = _worker(db)
+    code, _ = new_binding_code(db, person.id, None)
+    res = wx.event("o_scan", "subscribe", f"qrscene_bind_{code}")
+    assert "绑定成功" in res.text
+    assert "欢迎" in wx.event("o_scan2", "SCAN", "event_42").text
+
+
+def test_unexpected_error_in_a_dialog_answers_busy_and_lets_a_retry_run(wx, monkeypatch):
+    from bot.dialogs import common
+
+    def boom(turn, args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(common.help_command.__globals__, "help_reply", boom)
+    res = wx.text("o_err", "帮助", msg_id=557)
+    assert res.status == 200 and "系统繁忙" in res.text
+    monkeypatch.undo()
+    assert "您可以发送" in wx.text("o_err", "帮助", msg_id=557).text
