@@ -13,6 +13,7 @@ from bot.router import command, flow
 from core.errors import Conflict, ValidationFailed
 
 LEARNERS = ("grid_worker", "trainer")
+TOP_N = 5  # names shown per board in chat
 ANSWER_HINT = "请回复选项字母，如 A；多选题回复 AB；情景题各小题用“/”分开，如 A/BC。发送“取消”退出练习。"
 
 
@@ -161,11 +162,30 @@ def ranking(turn: Turn, _args: str) -> Reply:
     if not units:
         return Reply(text="您的账号还没有所属网格，暂无排行。")
     lines = ["积分排行"]
-    board = getattr(points, "leaderboard", None)
     for label, unit in units:
         s = points.standing(turn.session, actor.person_id, unit.id)
         lines.append(f"{label}（{unit.name}）：您第 {s['rank']}/{s['of']} 名，{s['balance']} 分")
-        if board is not None:
-            for n, row in enumerate(board(turn.session, unit.id, limit=5), 1):
-                lines.append(f"  {n}. {row['name']} {row['balance']} 分")
+        for n, (name, total) in enumerate(_top(turn, unit.path), 1):
+            lines.append(f"  {n}. {name} {total} 分")
     return Reply(text="\n".join(lines))
+
+
+def _top(turn: Turn, path: str, limit: int = TOP_N) -> list[tuple[str, int]]:
+    """The first ``limit`` workers of the subtree ``path`` by ledger total (ties: lower id)."""
+    from sqlalchemy import func
+
+    from models import quiz as quiz_models
+    from models.identity import OrgUnit, Person
+
+    PointEntry = quiz_models.PointEntry
+    total = func.sum(PointEntry.delta).label("total")
+    rows = turn.session.execute(
+        select(Person.name, total)
+        .join(PointEntry, PointEntry.person_id == Person.id)
+        .join(OrgUnit, OrgUnit.id == Person.org_unit_id)
+        .where(OrgUnit.path.startswith(path))
+        .group_by(Person.id, Person.name)
+        .order_by(total.desc(), Person.id)
+        .limit(limit)
+    )
+    return [(name, int(t or 0)) for name, t in rows]

@@ -63,7 +63,9 @@ def test_grid_worker_completes_daily_practice_over_wechat_safe_mode(wx, db, boun
     assert _points(db, actor.person_id) == 4
     mine = wx.text("o_worker", "积分").text
     assert "累计积分：4" in mine and "4/5" in mine
-    assert "第 1/" in wx.text("o_worker", "排行").text
+    board = wx.text("o_worker", "排行").text
+    assert "第 1/" in board and "社区" in board and "街道" in board
+    assert "1. " in board and " 4 分" in board
     assert "今天的练习已经完成" in wx.text("o_worker", "每日一练").text
 
 
