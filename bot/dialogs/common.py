@@ -149,10 +149,18 @@ def on_subscribe(turn: Turn, _key: str) -> Reply:
     return Reply(text=text + "\n发送“帮助”查看可用功能。")
 
 
+#: QR scene prefix -> handler(turn, rest of the scene); domain dialogs add theirs.
+SCENES: dict[str, Callable[[Turn, str], Reply]] = {}
+
+
 def _scene(turn: Turn, scene: str) -> Reply:
-    """A QR scene: ``bind_<code>`` binds; anything else greets."""
+    """A QR scene: ``bind_<code>`` binds; a registered prefix (e.g. ``event_<id>``) opens
+    its dialog; anything else greets."""
     if scene.startswith("bind_") and CODE_RE.match(scene[5:]):
         return _bind(turn, scene[5:])
+    for prefix, handler in SCENES.items():
+        if scene.startswith(prefix):
+            return handler(turn, scene[len(prefix) :])
     return on_subscribe(turn, scene)
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from bot.dialogs.common import VERIFIERS
+from bot.dialogs.common import SCENES, VERIFIERS
 from bot.engine import Reply, Turn
 from bot.jobs import enqueue_image, image_renderer
 from bot.router import command
@@ -111,4 +111,17 @@ def verify_pass(session: Session, number: str, now: Any) -> str | None:
     return f"通行证 {number}：{state}\n活动：{event.name if event else ''}\n有效期：{period}"
 
 
+def event_scene(turn: Turn, rest: str) -> Reply:
+    """A poster QR with scene ``event_<id>``: what the event is and how to apply."""
+    from models.passes import Event
+
+    event = turn.session.get(Event, int(rest)) if rest.isdigit() else None
+    if event is None:
+        return Reply(text="欢迎关注智治服务号！发送“帮助”查看可用功能。")
+    return Reply(
+        text=f"欢迎！{event.name} 通行证请在小程序“通行证”中申请，审核通过后发送“我的通行证”即可收到二维码。"
+    )
+
+
 VERIFIERS.append(verify_pass)
+SCENES["event_"] = event_scene

@@ -55,3 +55,9 @@ def test_grid_worker_cannot_list_passes(wx, db):
     code, _ = new_binding_code(db, worker.id, None)
     wx.text("o_gw", f"绑定 {code}")
     assert "仅对居民开放" in wx.text("o_gw", "我的通行证").text
+
+
+def test_event_poster_scene_explains_how_to_apply(wx, db, citizen_with_pass):
+    world, _citizen, _code = citizen_with_pass
+    text = wx.event("o_poster", "subscribe", f"qrscene_event_{world.event.id}").text
+    assert world.event.name in text and "我的通行证" in text
