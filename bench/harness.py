@@ -1,0 +1,153 @@
+"""Shared benchmark plumbing: a PostgreSQL database per run, gunicorn processes, results.
+
+Benchmarks print ratios against a baseline measured in the same run with the same server
+settings, never absolute pass/fail timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
+GUNICORN_WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+
+
+@dataclass
+class Row:
+    name: str
+    value: float
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline_value:
+            return None
+        return self.value / self.baseline_value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def bench_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, migrated, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"zz_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(
+        f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://', 1)}/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{PG_SERVER}/{name}"
+    try:
+        from core.migrate import upgrade
+
+        upgrade(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def app_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ZHIZHI_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS,
+        "QUEUE_PREFIX": f"bench{os.getpid()}:",
+        "AUTH_CACHE_SECONDS": "30",
+        "INSTANCE_PATH": str(ROOT / "instance" / "bench"),
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def gunicorn(app_spec: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """Serve ``app_spec`` with gthread workers on a free loopback port."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gthread",
+        "-w",
+        str(GUNICORN_WORKERS),
+        "--threads",
+        str(GUNICORN_THREADS),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--keep-alive",
+        "30",
+        app_spec,
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env or dict(os.environ))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"gunicorn for {app_spec} exited with {proc.returncode}") from None
+                time.sleep(0.2)
+        time.sleep(0.5)  # let every worker finish importing
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'benchmark':42} {'value':>11} {'unit':7} {'baseline':>10} {'ratio':>6}  {'target':16} met"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        base = f"{r.baseline_value:,.0f}" if r.baseline_value else "-"
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
+        met = {True: "yes", False: "NO", None: "-"}[r.met]
+        value = f"{r.value:>11,.1f} {r.unit[:7]:7}"
+        print(f"{r.name[:42]:42} {value} {base:>10} {ratio:>6}  {r.target[:16]:16} {met}")
+        if r.note:
+            print(f"    {r.note}")
+
+
+def save(rows: list[Row], label: str = "bench") -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{label}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    payload = [{**asdict(r), "ratio": r.ratio} for r in rows]
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2))
+    return path
