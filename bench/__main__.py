@@ -18,6 +18,7 @@ from bench.harness import Row, bench_database, gunicorn, print_table, save
 #: module name, in the order they run
 BENCHES = [
     "bench.bench_api",
+    "bench.bench_bot",
 ]
 
 
