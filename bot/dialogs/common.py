@@ -41,12 +41,17 @@ def _available(turn: Turn, cmd: Command) -> bool:
 
 
 def help_reply(turn: Turn, unknown: bool = False) -> Reply:
-    """What this person can do here (by role), plus the binding hint when unbound."""
-    lines = ["没看懂您的消息。" if unknown else "您好，这里是智治服务号。", "您可以发送："]
-    for cmd in commands():
-        if _available(turn, cmd):
-            lines.append(f"· {cmd.name}：{cmd.summary}")
-    if turn.who()["pid"] is None:
+    """What this person can do here (by role), plus the binding hint when unbound.
+    For text it did not understand, the short form: just the command words."""
+    mine = [cmd for cmd in commands() if _available(turn, cmd)]
+    bound = turn.who()["pid"] is not None
+    if unknown:
+        words = "、".join(cmd.name for cmd in mine)
+        hint = "" if bound else "\n" + BIND_HINT
+        return Reply(text=f"没看懂您的消息。可以发送：{words}（发送“帮助”查看说明）。{hint}")
+    lines = ["您好，这里是智治服务号。您可以发送："]
+    lines.extend(f"· {cmd.name}：{cmd.summary}" for cmd in mine)
+    if not bound:
         lines.append(BIND_HINT)
     return Reply(text="\n".join(lines))
 
