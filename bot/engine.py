@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
 from sqlalchemy.orm import Session
 
 from bot.store import SILENT, Conversation
@@ -201,7 +202,11 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
 
     started = time.monotonic()
     convo = Conversation(ext.redis, msg.user_key, msg.dedup)
-    claim = convo.claim_waiting()
+    try:
+        claim = convo.claim_waiting()
+    except redis.RedisError as exc:  # no dedup, no lock: doing the work could do it twice
+        log.warning("bot: Redis unavailable (%s); message not processed", type(exc).__name__)
+        return Reply(text=FAILURE_TEXT)
     if claim.status == "dup":
         return Reply.from_json(claim.cached)
     if claim.status == "busy":

@@ -159,3 +159,18 @@ def test_unexpected_error_in_a_dialog_answers_busy_and_lets_a_retry_run(wx, monk
     assert res.status == 200 and "系统繁忙" in res.text
     monkeypatch.undo()
     assert "您可以发送" in wx.text("o_err", "帮助", msg_id=557).text
+
+
+def test_redis_down_answers_busy_and_processes_nothing(app, wx, db, monkeypatch):
+    import redis as redis_lib
+
+    person = _worker(db)
+    code, _ = new_binding_code(db, person.id, None)
+
+    def down(*args, **kwargs):
+        raise redis_lib.ConnectionError("connection refused")
+
+    monkeypatch.setattr(Conversation, "claim", down)
+    res = wx.text("o_down", f"绑定 {code}")
+    assert res.status == 200 and "系统繁忙" in res.text
+    assert db.scalar(select(Identity).where(Identity.external_id == "o_down")) is None
