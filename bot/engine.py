@@ -198,8 +198,6 @@ FAILURE_TEXT = "系统繁忙，请稍后再试。"
 
 def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     """Run one message through the router; never raises for a user's input."""
-    from bot import router
-
     started = time.monotonic()
     convo = Conversation(ext.redis, msg.user_key, msg.dedup)
     try:
@@ -212,24 +210,7 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     if claim.status == "busy":
         return Reply(text=BUSY_TEXT)
     turn = Turn(ext, msg, claim.state, now or utcnow())
-    cache: str | None
-    try:
-        reply = router.route(turn)
-        turn.commit()
-        cache = reply.to_json()
-    except DomainError as exc:
-        original = _state(claim.raw_state)
-        turn.close(rollback=True)
-        reply = Reply(text=exc.message)
-        cache = reply.to_json()
-        turn.state = {**original, "who": turn.state.get("who")} if "who" in turn.state else original
-    except Exception:
-        log.exception("bot: %s message failed", msg.channel)
-        turn.close(rollback=True)
-        reply, cache = Reply(text=FAILURE_TEXT), None
-        turn.state = _state(claim.raw_state)
-    finally:
-        turn.close()
+    reply, cache = _run(turn, claim.raw_state)
     if cache is not None and not reply.silent and time.monotonic() - started > PASSIVE_BUDGET:
         reply = _deliver_late(ext, msg, reply)
         cache = reply.to_json()  # a retry must not answer a second time
@@ -238,6 +219,35 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     except Exception:  # the reply is still right; the lock expires by itself
         log.exception("bot: could not store conversation state")
     return reply
+
+
+def _run(turn: Turn, raw_state: str) -> tuple[Reply, str | None]:
+    """Route and commit. Returns the reply and what to cache for duplicates (None: forget
+    the dedup key, so a platform retry runs the message again)."""
+    from bot import router
+
+    try:
+        reply = router.route(turn)
+        turn.commit()
+        return reply, reply.to_json()
+    except DomainError as exc:
+        if exc.keep_changes:  # e.g. a failure counter that must survive (as at the API edge)
+            turn.commit()
+        else:
+            turn.close(rollback=True)
+        who = turn.state.get("who")
+        turn.state = _state(raw_state)
+        if who:
+            turn.state["who"] = who
+        reply = Reply(text=exc.message)
+        return reply, reply.to_json()
+    except Exception:
+        log.exception("bot: %s message failed", turn.msg.channel)
+        turn.close(rollback=True)
+        turn.state = _state(raw_state)
+        return Reply(text=FAILURE_TEXT), None
+    finally:
+        turn.close()
 
 
 def _state(raw: str) -> dict[str, Any]:
