@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from bot.store import SILENT, Conversation
+from bot.store import SILENT, Conversation, thread_client
 from core.db import utcnow
 from core.errors import DomainError
 
@@ -199,7 +199,7 @@ FAILURE_TEXT = "系统繁忙，请稍后再试。"
 def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     """Run one message through the router; never raises for a user's input."""
     started = time.monotonic()
-    convo = Conversation(ext.redis, msg.user_key, msg.dedup)
+    convo = Conversation(thread_client(ext.redis), msg.user_key, msg.dedup)
     try:
         claim = convo.claim_waiting()
     except redis.RedisError as exc:  # no dedup, no lock: doing the work could do it twice

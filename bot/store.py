@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,19 @@ class Conversation:
 
 
 _scripts: dict[tuple[int, str], Any] = {}
+_local = threading.local()
+
+
+def thread_client(client: redis.Redis) -> redis.Redis:
+    """A client bound to one pooled connection for this thread: two calls per message
+    then skip the pool's checkout/checkin (a measurable share of a ~1 ms message)."""
+    cache = _local.__dict__.setdefault("clients", {})
+    bound = cache.get(id(client))
+    if bound is None:
+        bound = cache[id(client)] = redis.Redis(
+            connection_pool=client.connection_pool, single_connection_client=True
+        )
+    return bound
 
 
 def _script(client: redis.Redis, source: str) -> Any:
