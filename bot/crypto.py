@@ -64,10 +64,11 @@ class MessageCrypto:
         self.token = token
         self.app_id = app_id
         self._app_id_bytes = app_id.encode("utf-8")
-        self._key = decode_aes_key(encoding_aes_key)
+        # The key and IV never change; each encrypt/decrypt takes a fresh context from it.
+        self._wechat_cipher = WeChatCipher(decode_aes_key(encoding_aes_key))
 
     def _cipher(self) -> WeChatCipher:
-        return WeChatCipher(self._key)
+        return self._wechat_cipher
 
     def check(self, msg_signature: str | None, timestamp: str, nonce: str, encrypt: str) -> bool:
         return signature_matches(msg_signature, self.token, timestamp, nonce, encrypt)

@@ -19,7 +19,7 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Blueprint, Response, current_app, request
 from wechatpy.events import EVENT_TYPES
 from wechatpy.messages import MESSAGE_TYPES, UnknownMessage
-from wechatpy.replies import ArticlesReply, TextReply
+from wechatpy.replies import ArticlesReply
 
 from bot.crypto import CryptoError, MessageCrypto, signature_matches
 from bot.engine import Message, Reply, handle
@@ -160,7 +160,13 @@ def render(reply: Reply, data: dict[str, Any]) -> str:
         # A fresh list: wechatpy's add_article would append to the field's shared default.
         article = {"title": _safe(reply.title or "详情"), "description": _safe(reply.text), "url": reply.url}
         return ArticlesReply(source=source, target=target, articles=[article]).render()
-    return TextReply(source=source, target=target, content=_safe(reply.text)).render()
+    # Same XML as wechatpy's TextReply, without its field machinery (this is the hot path).
+    return (
+        f"<xml><ToUserName><![CDATA[{_safe(target)}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{_safe(source)}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{_safe(reply.text)}]]></Content></xml>"
+    )
 
 
 def _refusal(exc: Refused) -> Response:
