@@ -50,7 +50,7 @@ def build_messages(n: int, *, first_id: int, users: int = USERS) -> list[bytes]:
         path = (
             f"/bot/wechat?timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={sig}&openid={openid}"
         )
-        body = f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        body = f"<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         out.append(loadgen.build_request("POST", path, body.encode(), headers={"Content-Type": "text/xml"}))
     return out
 
