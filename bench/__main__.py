@@ -19,6 +19,7 @@ from bench.harness import Row, bench_database, gunicorn, print_table, save
 BENCHES = [
     "bench.bench_api",
     "bench.bench_gate",
+    "bench.bench_bot",
 ]
 
 

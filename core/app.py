@@ -237,11 +237,13 @@ def create_app(overrides: dict[str, str] | None = None, settings: Settings | Non
         ok = report["database"] == "ok" and report["redis"] != "down"
         return jsonify({"ok": ok, "data": report}), (200 if ok else 503)
 
+    from bot import register as register_bot
     from core.cli import register as register_cli
     from core.openapi import register as register_openapi
     from miniapp_api import register as register_api
 
     register_api(app)
+    register_bot(app)
     register_openapi(app)
     register_cli(app)
     return app

@@ -62,6 +62,7 @@ def seed_demo() -> None:
 
 
 def register(app: Flask) -> None:
+    from bot.cli import wechat_cli
     from jobs.cli import jobs_cli
     from services.quiz.cli import quiz_cli
     from services.passes.cli import passes_cli
@@ -74,3 +75,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(quiz_cli)
     app.cli.add_command(passes_cli)
     app.cli.add_command(permits_cli)
+    app.cli.add_command(wechat_cli)

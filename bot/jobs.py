@@ -1,0 +1,98 @@
+"""Slow bot work as outbox jobs: customer-service replies and images (e.g. pass QR codes).
+
+A dialog adds the row in the same unit of work as its answer; after the commit the job
+replies through WeChat's customer-service API (allowed for 48 h after the user's last
+message) or DingTalk's work notification. Sends are ``external_send``: a worker that
+died mid-send is not re-run blindly (see jobs.runner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core import outbox
+from core.platforms.http import PlatformError
+from jobs.queues import NOTIFICATIONS
+from jobs.registry import PermanentError, TransientError, job
+
+#: image kind -> (session, payload) -> (png bytes, filename). Domain dialogs add theirs.
+ImageRenderer = Callable[[Session, dict[str, Any]], tuple[bytes, str]]
+IMAGE_RENDERERS: dict[str, ImageRenderer] = {}
+
+
+def image_renderer(kind: str) -> Callable[[ImageRenderer], ImageRenderer]:
+    def register(func: ImageRenderer) -> ImageRenderer:
+        IMAGE_RENDERERS[kind] = func
+        return func
+
+    return register
+
+
+@image_renderer("qr")
+def render_qr(_session: Session, payload: dict[str, Any]) -> tuple[bytes, str]:
+    """A plain QR code of ``payload["data"]`` (alphanumeric mode for base45 tokens)."""
+    from jobs.render.qr import qr_png
+
+    return qr_png(payload["data"]), "qr.png"
+
+
+def _target(msg: Any) -> dict[str, str]:
+    return {"channel": msg.channel, "app": msg.app, "to": msg.sender}
+
+
+def enqueue_text(session: Session, msg: Any, text: str, key: str) -> int | None:
+    """Send ``text`` to the sender of ``msg`` after the commit (once per ``key``)."""
+    return outbox.add(session, "bot.reply", {**_target(msg), "text": text}, dedup_key=f"bot:{key}"[:200])
+
+
+def enqueue_image(session: Session, msg: Any, kind: str, key: str, **payload: Any) -> int | None:
+    """Render an image of ``kind`` in a job, upload it and send it to the sender of ``msg``."""
+    body = {**_target(msg), "render": kind, **payload}
+    return outbox.add(session, "bot.image", body, dedup_key=f"bot:{key}"[:200])
+
+
+def _ext() -> Any:
+    from jobs.context import get_app
+
+    return get_app().extensions["zhizhi"]
+
+
+def _platform_call(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except PlatformError as exc:
+        if exc.permanent:
+            raise PermanentError(str(exc)) from exc
+        raise TransientError(str(exc)) from exc
+
+
+@job("bot.reply", queue=NOTIFICATIONS, external_send=True)
+def send_reply(_session: Session, item: Any) -> dict[str, Any]:
+    """Customer-service text (WeChat) or work notification (DingTalk) to one user."""
+    p = item.payload
+    ext = _ext()
+    if p["channel"] == "wechat":
+        _platform_call(lambda: ext.wechat_oa().send_custom_text(p["to"], p["text"]))
+        return {"sent": "custom_text"}
+    msg = {"msgtype": "text", "text": {"content": p["text"]}}
+    task_id = _platform_call(lambda: ext.dingtalk().send_work_notification(p["to"], msg))
+    return {"sent": "work_notification", "task_id": task_id}
+
+
+@job("bot.image", queue=NOTIFICATIONS, external_send=True)
+def send_image(session: Session, item: Any) -> dict[str, Any]:
+    """Render, upload as temporary media, then send as a customer-service image."""
+    p = item.payload
+    renderer = IMAGE_RENDERERS.get(p.get("render", ""))
+    if renderer is None:
+        raise PermanentError(f"no image renderer {p.get('render')!r}")
+    png, filename = renderer(session, p)
+    if p["channel"] != "wechat":
+        raise PermanentError("images are sent on WeChat only")
+    platform = _ext().wechat_oa()
+    media_id = _platform_call(lambda: platform.upload_image(png, filename))
+    _platform_call(lambda: platform.send_custom_image(p["to"], media_id))
+    return {"media_id": media_id}

@@ -1,0 +1,139 @@
+"""Commands, menu keys and flows: what a typed word or a menu click leads to.
+
+Dialog modules register themselves with ``@command`` and ``@flow`` when
+``bot.dialogs`` is imported (on first use, never at import of this module). Routing
+order: cancel words; the user's current flow (which re-prompts on bad input); a
+command; otherwise the help text (never silence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.engine import Reply, Turn
+
+Handler = Callable[["Turn", str], "Reply"]
+
+CANCEL_WORDS = frozenset({"取消", "退出", "cancel", "q"})
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    summary: str
+    roles: tuple[str, ...] | None  # None: anyone
+    menu_key: str | None
+    aliases: tuple[str, ...]
+    takes_args: bool
+    order: int
+
+
+_COMMANDS: dict[str, Command] = {}
+_WORDS: dict[str, Command] = {}
+_MENU: dict[str, Command] = {}
+_FLOWS: dict[str, Handler] = {}
+_EVENTS: dict[str, Handler] = {}
+
+
+def command(
+    name: str,
+    *,
+    summary: str,
+    roles: tuple[str, ...] | None = None,
+    menu_key: str | None = None,
+    aliases: tuple[str, ...] = (),
+    takes_args: bool = False,
+) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        cmd = Command(name, func, summary, roles, menu_key, aliases, takes_args, len(_COMMANDS))
+        _COMMANDS[name] = cmd
+        for word in (name, *aliases):
+            _WORDS[word.lower()] = cmd
+        if menu_key:
+            _MENU[menu_key] = cmd
+        return func
+
+    return register
+
+
+def flow(name: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        _FLOWS[name] = func
+        return func
+
+    return register
+
+
+def event(name: str) -> Callable[[Handler], Handler]:
+    """Handler for a platform event (lower-case name: subscribe, scan, ...)."""
+
+    def register(func: Handler) -> Handler:
+        _EVENTS[name] = func
+        return func
+
+    return register
+
+
+def _load() -> None:
+    import bot.dialogs  # noqa: F401  (registers every dialog)
+
+
+def commands() -> list[Command]:
+    _load()
+    return sorted(_COMMANDS.values(), key=lambda c: c.order)
+
+
+def menu_keys() -> dict[str, str]:
+    _load()
+    return {key: cmd.name for key, cmd in _MENU.items()}
+
+
+def find(text: str) -> tuple[Command, str] | None:
+    """The command ``text`` invokes and its argument ("绑定 AB12" → 绑定, "AB12")."""
+    _load()
+    text = " ".join(text.split())
+    word, _, rest = text.partition(" ")
+    cmd = _WORDS.get(word.lower())
+    if cmd is not None and (rest == "" or cmd.takes_args):
+        return cmd, rest
+    for cmd in _COMMANDS.values():  # "绑定AB12" without the space
+        if cmd.takes_args and text.startswith(cmd.name) and len(text) > len(cmd.name):
+            return cmd, text[len(cmd.name) :].strip()
+    return None
+
+
+def route(turn: Turn) -> Reply:
+    from bot.dialogs import common
+
+    _load()
+    msg = turn.msg
+    if msg.kind == "event":
+        if msg.event == "click" and msg.event_key in _MENU:
+            return run(turn, _MENU[msg.event_key], "")
+        handler = _EVENTS.get(msg.event)
+        return handler(turn, msg.event_key) if handler else common.silent()
+    text = msg.text.strip()
+    if not text:
+        return common.help_reply(turn, unknown=True)
+    if text.lower() in CANCEL_WORDS:
+        return common.cancel(turn, text)
+    if turn.flow in _FLOWS:
+        return _FLOWS[turn.flow](turn, text)
+    if turn.flow:  # a flow whose dialog is gone (deploy): drop it
+        turn.end_flow()
+    found = find(text)
+    if found is None:
+        return common.help_reply(turn, unknown=True)
+    return run(turn, *found)
+
+
+def run(turn: Turn, cmd: Command, args: str) -> Reply:
+    from bot.dialogs import common
+
+    if cmd.roles is not None and not turn.has_role(*cmd.roles):
+        return common.not_allowed(turn, cmd)
+    return cmd.handler(turn, args)

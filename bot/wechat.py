@@ -1,0 +1,237 @@
+"""WeChat official-account callback: ``GET/POST /bot/wechat``.
+
+Modes (chosen by the account's setting, seen in the query): plaintext (``signature``
+over token/timestamp/nonce), compatible and safe (``encrypt_type=aes``:
+``msg_signature`` over token/timestamp/nonce/Encrypt, AES body, encrypted reply).
+Every bad request is refused with a 4xx before anything is processed: a timestamp
+outside the window, a bad signature, a wrong AppID inside the ciphertext, malformed
+or oversized XML.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+from flask import Blueprint, Response, current_app, request
+from wechatpy.events import EVENT_TYPES
+from wechatpy.messages import MESSAGE_TYPES, UnknownMessage
+from wechatpy.replies import ArticlesReply
+
+from bot.crypto import CryptoError, MessageCrypto, signature_matches
+from bot.engine import Message, Reply, handle
+
+bp = Blueprint("bot_wechat", __name__)
+
+MAX_BODY = 64 * 1024  # WeChat messages are a few KB; anything bigger is not WeChat
+DEFAULT_WINDOW = 300
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _config() -> dict[str, Any]:
+    return current_app.extensions["zhizhi"].settings.wechat
+
+
+_cryptos: dict[tuple[str, str, str], MessageCrypto] = {}
+
+
+def crypto_for(cfg: dict[str, Any]) -> MessageCrypto:
+    key = (cfg.get("token") or "", cfg.get("aes_key") or "", cfg.get("app_id") or "")
+    crypto = _cryptos.get(key)
+    if crypto is None:
+        try:
+            crypto = _cryptos[key] = MessageCrypto(*key)
+        except ValueError:
+            raise Refused(503, "safe mode is not configured") from None
+    return crypto
+
+
+def _check_time(timestamp: str | None, cfg: dict[str, Any]) -> str:
+    window = int(cfg.get("timestamp_window") or DEFAULT_WINDOW)
+    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        raise Refused(400, "missing or malformed timestamp")
+    if abs(time.time() - int(timestamp)) > window:
+        raise Refused(403, "timestamp outside the window")
+    return timestamp
+
+
+def _check_plain_signature(cfg: dict[str, Any]) -> tuple[str, str]:
+    args = request.args
+    timestamp = _check_time(args.get("timestamp"), cfg)
+    nonce = args.get("nonce") or ""
+    if not signature_matches(args.get("signature"), cfg.get("token") or "", timestamp, nonce):
+        raise Refused(403, "bad signature")
+    return timestamp, nonce
+
+
+def _body() -> bytes:
+    if (request.content_length or 0) > MAX_BODY:
+        raise Refused(413, "body too large")
+    data = request.stream.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise Refused(413, "body too large")
+    return data
+
+
+def parse_xml(data: bytes | str) -> dict[str, Any]:
+    """WeChat XML to a dict (nested elements become dicts); DTDs and entities refused."""
+    try:
+        root = safe_fromstring(data, forbid_dtd=True)
+    except ET.ParseError:
+        raise Refused(400, "malformed XML") from None
+    except DefusedXmlException:
+        raise Refused(400, "DTDs and entities are not accepted") from None
+    if root.tag != "xml":
+        raise Refused(400, "not a WeChat message")
+    return _element(root)
+
+
+# The safe-mode envelope WeChat sends, matched whole (so only well-formed XML passes);
+# anything else (compatible mode, extra fields, odd spacing) goes through the parser.
+_ENVELOPE = re.compile(
+    r"\s*<xml>\s*(?:<ToUserName><!\[CDATA\[[^\]<>&]*\]\]></ToUserName>\s*)?"
+    r"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]{1,65536})\]\]></Encrypt>\s*"
+    r"(?:<AgentID><!\[CDATA\[[^\]<>&]*\]\]></AgentID>\s*)?</xml>\s*"
+)
+
+
+def parse_envelope(data: bytes) -> dict[str, Any]:
+    """The outer safe-mode document: a fast exact match, else the full parser."""
+    m = _ENVELOPE.fullmatch(data.decode("utf-8", "replace")) if len(data) < MAX_BODY else None
+    if m:
+        return {"Encrypt": m.group(1)}
+    return parse_xml(data)
+
+
+def _element(node: ET.Element) -> Any:
+    children = list(node)
+    if not children:
+        return (node.text or "").strip()
+    out: dict[str, Any] = {}
+    for child in children:
+        out[child.tag] = _element(child)
+    return out
+
+
+def typed_message(data: dict[str, Any]) -> Any:
+    """The wechatpy message/event object for ``data`` (same dispatch as parse_message)."""
+    msg_type = str(data.get("MsgType") or "").lower()
+    if msg_type == "event":
+        event = str(data.get("Event") or "").lower()
+        key = str(data.get("EventKey") or "")
+        if event == "subscribe" and key.startswith("qrscene_"):
+            data = {**data, "Event": "subscribe_scan", "EventKey": key[len("qrscene_") :]}
+            event = "subscribe_scan"
+        return EVENT_TYPES.get(event, UnknownMessage)(data)
+    return MESSAGE_TYPES.get(msg_type, UnknownMessage)(data)
+
+
+def to_message(data: dict[str, Any], app_id: str) -> Message:
+    sender = str(data.get("FromUserName") or "")
+    msg_type = str(data.get("MsgType") or "").lower()
+    if not sender or not msg_type:
+        raise Refused(400, "missing FromUserName or MsgType")
+    typed = typed_message(data)
+    created = str(data.get("CreateTime") or "0")
+    if msg_type == "event":
+        event = str(typed._data.get("Event") or "").lower()
+        key = str(typed._data.get("EventKey") or "")
+        dedup = f"e:{created}:{event}:{key}"
+        return Message(
+            "wechat", app_id, sender, "event", dedup, event=event, event_key=key,
+            created_at=_int(created), raw=typed._data,
+        )  # fmt: skip
+    text = ""
+    if msg_type == "text":
+        text = str(data.get("Content") or "")
+    elif msg_type == "voice":
+        text = str(data.get("Recognition") or "")  # speech recognition, when enabled
+    msg_id = str(data.get("MsgId") or data.get("MsgID") or "")
+    dedup = f"m:{msg_id}" if msg_id else f"e:{created}:{msg_type}:"
+    return Message("wechat", app_id, sender, msg_type, dedup, text=text, created_at=_int(created), raw=data)
+
+
+def _int(value: str) -> int:
+    return int(value) if value.isdigit() else 0
+
+
+def _safe(text: str) -> str:
+    return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+def render(reply: Reply, data: dict[str, Any]) -> str:
+    """Passive reply XML (or ``success``) for the message ``data``."""
+    if reply.silent:
+        return "success"
+    source, target = str(data.get("ToUserName") or ""), str(data.get("FromUserName") or "")
+    if reply.url:
+        # A fresh list: wechatpy's add_article would append to the field's shared default.
+        article = {"title": _safe(reply.title or "详情"), "description": _safe(reply.text), "url": reply.url}
+        return ArticlesReply(source=source, target=target, articles=[article]).render()
+    # Same XML as wechatpy's TextReply, without its field machinery (this is the hot path).
+    return (
+        f"<xml><ToUserName><![CDATA[{_safe(target)}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{_safe(source)}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{_safe(reply.text)}]]></Content></xml>"
+    )
+
+
+def _refusal(exc: Refused) -> Response:
+    current_app.logger.info("bot/wechat refused: %s", exc.reason)
+    return Response(exc.reason, status=exc.status, mimetype="text/plain")
+
+
+@bp.get("/bot/wechat")
+def verify() -> Response:
+    try:
+        _check_plain_signature(_config())
+    except Refused as exc:
+        return _refusal(exc)
+    return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+
+@bp.post("/bot/wechat")
+def receive() -> Response:
+    cfg = _config()
+    try:
+        aes = request.args.get("encrypt_type", "raw").lower() == "aes"
+        if aes:
+            timestamp = _check_time(request.args.get("timestamp"), cfg)
+            nonce = request.args.get("nonce") or ""
+        else:
+            timestamp, nonce = _check_plain_signature(cfg)
+        body = _body()
+        data = _decrypt(parse_envelope(body), cfg, timestamp, nonce) if aes else parse_xml(body)
+        msg = to_message(data, cfg.get("app_id") or "")
+    except Refused as exc:
+        return _refusal(exc)
+    reply = handle(current_app.extensions["zhizhi"], msg)
+    body = render(reply, data)
+    if aes and not reply.silent:
+        body = crypto_for(cfg).encrypt_reply(body, nonce, str(int(time.time())))
+    return Response(body, mimetype="text/plain" if reply.silent else "application/xml")
+
+
+def _decrypt(outer: dict[str, Any], cfg: dict[str, Any], timestamp: str, nonce: str) -> dict[str, Any]:
+    encrypt = outer.get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        raise Refused(400, "missing Encrypt")
+    crypto = crypto_for(cfg)
+    if not crypto.check(request.args.get("msg_signature"), timestamp, nonce, encrypt):
+        raise Refused(403, "bad msg_signature")
+    try:
+        inner = crypto.decrypt(encrypt)
+    except CryptoError as exc:
+        raise Refused(403 if exc.code == "app_id_mismatch" else 400, exc.code) from None
+    return parse_xml(inner.encode("utf-8"))

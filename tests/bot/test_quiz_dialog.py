@@ -1,0 +1,116 @@
+"""每日一练 entirely in chat (WeChat safe mode and DingTalk), 积分/排行, duplicate retries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+pytest.importorskip("services.quiz.practice")
+
+from models.quiz import PointEntry, PracticeItem, QuestionVersion
+from services.quiz import bank
+
+from services.auth import new_binding_code
+from tests.services.quiz.factories import make_bank, org_tree, worker
+
+
+def _answers(db, person_id: int, right: bool) -> list[str]:
+    items = db.scalars(
+        select(PracticeItem).where(PracticeItem.person_id == person_id).order_by(PracticeItem.position)
+    ).all()
+    out = []
+    for item in items:
+        v = db.get(QuestionVersion, item.version_id)
+        keys = bank.answer_keys(v)
+        if not right:
+            opts = bank.options_per_part(v)
+            keys = [next(k for k in ks if k != a) for ks, a in zip(opts, keys, strict=True)]
+        out.append("/".join(keys).lower())
+    return out
+
+
+@pytest.fixture
+def bound_worker(db):
+    make_bank(db)
+    tree = org_tree(db)
+    actor = worker(db, tree["grid"])
+    code, _ = new_binding_code(db, actor.person_id, None)
+    db.flush()
+    return actor, code
+
+
+def _points(db, person_id: int) -> int:
+    return db.scalar(
+        select(func.coalesce(func.sum(PointEntry.delta), 0)).where(PointEntry.person_id == person_id)
+    )
+
+
+def test_grid_worker_completes_daily_practice_over_wechat_safe_mode(wx, db, bound_worker):
+    actor, code = bound_worker
+    assert "绑定成功" in wx.text("o_worker", f"绑定 {code}").text
+    first = wx.text("o_worker", "每日一练")
+    assert "第 1/5 题" in first.text and "A." in first.text
+    answers = _answers(db, actor.person_id, right=True)
+    wrong = _answers(db, actor.person_id, right=False)
+    assert "没能识别" in wx.text("o_worker", "不知道").text  # re-prompt, question repeated
+    replies = []
+    for n, ans in enumerate(answers):
+        replies.append(wx.text("o_worker", wrong[n] if n == 4 else ans).text)
+    for n, text in enumerate(replies[:4]):
+        assert "回答正确" in text and "解析" in text and f"第 {n + 2}/5 题" in text
+    assert "回答错误" in replies[4] and "正确答案" in replies[4]
+    assert "今日练习完成" in replies[4] and "答对 4/5 题，获得 4 积分" in replies[4]
+    assert _points(db, actor.person_id) == 4
+    mine = wx.text("o_worker", "积分").text
+    assert "累计积分：4" in mine and "4/5" in mine
+    board = wx.text("o_worker", "排行").text
+    assert "第 1/" in board and "社区" in board and "街道" in board
+    assert "1. " in board and " 4 分" in board
+    assert "今天的练习已经完成" in wx.text("o_worker", "每日一练").text
+
+
+def test_grid_worker_completes_daily_practice_over_dingtalk(dt, db, bound_worker):
+    actor, code = bound_worker
+    assert "绑定成功" in dt.text("staff_w", f"绑定 {code}").text
+    assert "第 1/5 题" in dt.text("staff_w", "每日一练").text
+    for ans in _answers(db, actor.person_id, right=True):
+        last = dt.text("staff_w", ans.upper())
+    assert "答对 5/5 题，获得 5 积分" in last.text
+    assert "累计积分：5" in dt.text("staff_w", "积分").text
+
+
+def test_same_answer_msgid_three_times_awards_points_once_and_replies_once(wx, db, platforms, bound_worker):
+    actor, code = bound_worker
+    wx.text("o_retry", f"绑定 {code}")
+    wx.text("o_retry", "每日一练")
+    ans = _answers(db, actor.person_id, right=True)[0]
+    replies = [wx.text("o_retry", ans, msg_id=880001) for _ in range(3)]
+    assert len({r.text for r in replies}) == 1 and "回答正确" in replies[0].text
+    assert "第 2/5 题" in replies[0].text
+    assert _points(db, actor.person_id) == 1
+    assert db.scalar(select(func.count()).select_from(PracticeItem).where(
+        PracticeItem.person_id == actor.person_id, PracticeItem.answered_at.is_not(None))) == 1  # fmt: skip
+    assert platforms[0].messages("custom", "o_retry") == []  # nothing sent besides the passive reply
+
+
+def test_cancel_leaves_practice_and_resume_continues(wx, db, bound_worker):
+    actor, code = bound_worker
+    wx.text("o_cancel", f"绑定 {code}")
+    wx.text("o_cancel", "每日一练")
+    wx.text("o_cancel", _answers(db, actor.person_id, right=True)[0])
+    assert "已取消" in wx.text("o_cancel", "取消").text
+    assert "第 2/5 题" in wx.text("o_cancel", "每日一练").text
+
+
+def test_citizen_cannot_use_daily_practice(wx, db):
+    from tests.helpers import make_person
+
+    person = make_person(db, "citizen")
+    code, _ = new_binding_code(db, person.id, None)
+    wx.text("o_citizen", f"绑定 {code}")
+    assert "仅对网格员" in wx.text("o_citizen", "每日一练").text
+    assert "每日一练" not in wx.text("o_citizen", "帮助").text
+
+
+def test_unbound_user_gets_binding_hint_for_daily_practice(wx):
+    assert "还没有绑定" in wx.text("o_nobody", "每日一练").text

@@ -1,0 +1,194 @@
+"""WeChat callback: verification, the three modes, and every refusal path (4xx, nothing
+processed, never 500)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.crypto import MessageCrypto, sha1_signature
+from models.platform import OutboxItem
+from tests.bot import test_crypto as vector
+from tests.bot.harness import WeChatHarness, bot_keys, wechat_xml
+
+
+def nothing_processed(app, db) -> bool:
+    return not bot_keys(app) and db.scalar(select(func.count()).select_from(OutboxItem)) == 0
+
+
+def test_get_verification_echoes_echostr_when_signed(wx, client):
+    ts, nonce = str(int(time.time())), "123"
+    sig = sha1_signature(wx.cfg["token"], ts, nonce)
+    res = client.get(
+        "/bot/wechat", query_string={"signature": sig, "timestamp": ts, "nonce": nonce, "echostr": "e1"}
+    )
+    assert res.status_code == 200 and res.get_data(as_text=True) == "e1"
+    bad = client.get(
+        "/bot/wechat", query_string={"signature": "0" * 40, "timestamp": ts, "nonce": nonce, "echostr": "x"}
+    )
+    assert bad.status_code == 403
+
+
+@pytest.mark.parametrize("mode", ["plain", "compatible", "safe"])
+def test_help_is_answered_in_every_mode(app, client, platforms, mode):
+    h = WeChatHarness(app, client, platforms[0], mode=mode)
+    res = h.text("o_user_1", "帮助")
+    assert res.status == 200
+    assert "每日一练" in res.text or "绑定" in res.text
+    assert res.reply["ToUserName"] == "o_user_1"
+
+
+def test_unknown_text_and_unknown_message_types_get_help_never_silence(wx):
+    assert "没看懂" in wx.text("o_user_2", "你好呀").text
+    image = wx.message("o_user_2", "image", PicUrl="http://x/p.jpg", MediaId="m1")
+    assert "没看懂" in image.text
+    location = wx.message(
+        "o_user_2", "location", Location_X="30.1", Location_Y="120.2", Scale=15, Label="乌镇"
+    )
+    assert "没看懂" in location.text
+    odd = wx.message("o_user_2", "some_future_type", Foo="bar")
+    assert "没看懂" in odd.text
+
+
+def test_events_subscribe_welcomes_and_unsubscribe_is_silent(wx):
+    assert "欢迎关注" in wx.event("o_user_3", "subscribe").text
+    assert wx.event("o_user_3", "unsubscribe").success
+    assert wx.event("o_user_3", "VIEW", "https://example.com").success
+    assert "没看懂" not in wx.event("o_user_3", "CLICK", "HELP").text
+    assert "您可以发送" in wx.event("o_user_3", "CLICK", "HELP").text
+
+
+def test_sample_vector_configuration_answers_a_current_message(app, client, monkeypatch):
+    """The WXBizMsgCrypt sample account (spamtest / wx2c2769f8efd9abc2): its message,
+    encrypted the same way with a current timestamp, is answered (encrypted)."""
+    settings = app.extensions["zhizhi"].settings
+    monkeypatch.setattr(
+        settings,
+        "wechat",
+        dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID),
+    )
+    inner = MessageCrypto(vector.TOKEN, vector.AES_KEY, vector.APP_ID).decrypt(vector.ENCRYPT)
+    h = WeChatHarness(app, client, None, mode="safe")
+    ts, nonce = str(int(time.time())), vector.NONCE
+    encrypt = h.crypto.encrypt(inner)
+    query = {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes",
+             "msg_signature": sha1_signature(vector.TOKEN, ts, nonce, encrypt)}  # fmt: skip
+    res = h.post_raw(query, wechat_xml({"ToUserName": "gh_10f6c3c3ac5a", "Encrypt": encrypt}))
+    assert res.status == 200
+    assert res.reply["ToUserName"] == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
+    assert "没看懂" in res.reply["Content"]  # "abcdteT" is not a command
+
+
+def test_sample_vector_as_sent_in_2014_is_refused_by_the_timestamp_window(app, client, db, monkeypatch):
+    settings = app.extensions["zhizhi"].settings
+    monkeypatch.setattr(
+        settings,
+        "wechat",
+        dict(settings.wechat, token=vector.TOKEN, aes_key=vector.AES_KEY, app_id=vector.APP_ID),
+    )
+    query = {"timestamp": vector.TIMESTAMP, "nonce": vector.NONCE, "encrypt_type": "aes",
+             "msg_signature": vector.MSG_SIGNATURE}  # fmt: skip
+    body = wechat_xml({"ToUserName": "gh_10f6c3c3ac5a", "Encrypt": vector.ENCRYPT})
+    res = client.post("/bot/wechat", query_string=query, data=body)
+    assert res.status_code == 403
+    assert nothing_processed(app, db)
+
+
+# -- refusals ---------------------------------------------------------------------------
+
+
+def _signed(wx, fields, **over):
+    query, body = wx.signed_query(fields)
+    query.update(over)
+    return query, body
+
+
+def fields(openid="o_bad"):
+    return {"ToUserName": "gh", "FromUserName": openid, "CreateTime": int(time.time()),
+            "MsgType": "text", "Content": "帮助", "MsgId": 99}  # fmt: skip
+
+
+def test_bad_msg_signature_is_refused(wx, app, db):
+    query, body = _signed(wx, fields(), msg_signature="0" * 40)
+    res = wx.post_raw(query, body)
+    assert res.status == 403 and nothing_processed(app, db)
+
+
+def test_plaintext_mode_bad_signature_is_refused(app, client, platforms, db):
+    h = WeChatHarness(app, client, platforms[0], mode="plain")
+    query, body = h.signed_query(fields())
+    query["signature"] = "f" * 40
+    assert h.post_raw(query, body).status == 403
+    query.pop("signature")
+    assert h.post_raw(query, body).status == 403
+    assert nothing_processed(app, db)
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -86400 * 365])
+def test_timestamp_outside_window_is_refused_even_when_signed(wx, app, db, skew):
+    ts = str(int(time.time()) + skew)
+    query, body = wx.signed_query(fields(), timestamp=ts)
+    res = wx.post_raw(query, body)
+    assert res.status == 403 and nothing_processed(app, db)
+
+
+def test_timestamp_inside_window_is_accepted(wx):
+    query, body = wx.signed_query(fields(), timestamp=str(int(time.time()) - 290))
+    assert wx.post_raw(query, body).status == 200
+
+
+def test_wrong_app_id_inside_the_ciphertext_is_refused(wx, app, db):
+    other = MessageCrypto(wx.cfg["token"], wx.cfg["aes_key"], "wx_someone_else")
+    ts, nonce = str(int(time.time())), "42"
+    encrypt = other.encrypt(wechat_xml(fields()))
+    query = {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes",
+             "msg_signature": sha1_signature(wx.cfg["token"], ts, nonce, encrypt)}  # fmt: skip
+    res = wx.post_raw(query, wechat_xml({"ToUserName": "gh", "Encrypt": encrypt}))
+    assert res.status == 403 and nothing_processed(app, db)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not xml at all",
+        b"<xml><Encrypt>unterminated",
+        b"<other><Encrypt>x</Encrypt></other>",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Encrypt>&a;</Encrypt></xml>',
+        "<xml><Encrypt><![CDATA[中文]]></Encrypt></xml>".encode("gbk"),
+    ],
+)
+def test_malformed_xml_is_refused(wx, app, db, body):
+    query, _ = wx.signed_query(fields())
+    res = wx.post_raw(query, body)
+    assert 400 <= res.status < 500 and nothing_processed(app, db)
+
+
+def test_signed_garbage_ciphertext_is_refused(wx, app, db):
+    ts, nonce, encrypt = str(int(time.time())), "7", "QUJD" * 8
+    query = {"timestamp": ts, "nonce": nonce, "encrypt_type": "aes",
+             "msg_signature": sha1_signature(wx.cfg["token"], ts, nonce, encrypt)}  # fmt: skip
+    res = wx.post_raw(query, wechat_xml({"ToUserName": "gh", "Encrypt": encrypt}))
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+def test_decrypted_body_without_sender_is_refused(wx, app, db):
+    res = wx.post({"ToUserName": "gh", "MsgType": "text", "Content": "x"})
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+def test_oversized_body_is_refused(wx, app, db):
+    big = fields()
+    big["Content"] = "字" * 40_000
+    query, body = wx.signed_query(big)
+    res = wx.post_raw(query, body)
+    assert res.status == 413 and nothing_processed(app, db)
+
+
+def test_missing_timestamp_is_refused(wx, app, db):
+    query, body = wx.signed_query(fields())
+    query.pop("timestamp")
+    assert wx.post_raw(query, body).status == 400
+    assert nothing_processed(app, db)
