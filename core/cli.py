@@ -64,9 +64,9 @@ def seed_demo() -> None:
 def register(app: Flask) -> None:
     from bot.cli import wechat_cli
     from jobs.cli import jobs_cli
-    from services.quiz.cli import quiz_cli
     from services.passes.cli import passes_cli
     from services.permits.cli import permits_cli
+    from services.quiz.cli import quiz_cli
 
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)

@@ -36,8 +36,9 @@ PDF = "application/pdf"
 
 def file_store(app: Any = None) -> Any:
     """The app's file store (``FILE_STORE_DIR``, default ``instance/files``)."""
-    from core.files import LocalFileStore
     from flask import current_app
+
+    from core.files import LocalFileStore
 
     app = app or current_app
     return LocalFileStore(app.extensions["zhizhi"].settings.file_store_dir)

@@ -3,4 +3,4 @@
 from core.db import Base
 from models import identity, jobs, passes, permits, platform, quiz
 
-__all__ = ["Base", "identity", "platform", "quiz", "passes", "permits", "jobs"]
+__all__ = ["Base", "identity", "jobs", "passes", "permits", "platform", "quiz"]

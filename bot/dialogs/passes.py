@@ -67,9 +67,8 @@ def my_passes(turn: Turn, _args: str) -> Reply:
 @image_renderer("pass")
 def render_pass(session: Session, payload: dict[str, Any]) -> tuple[bytes, str]:
     """The pass card PNG: the stored render when there is one, else rendered now."""
-    from models.passes import PassCredential, PassStatus
-
     from jobs.context import get_app
+    from models.passes import PassCredential, PassStatus
 
     cred = session.get(PassCredential, payload["pass_id"])
     if cred is None or cred.status != PassStatus.active:
@@ -82,7 +81,6 @@ def render_pass(session: Session, payload: dict[str, Any]) -> tuple[bytes, str]:
         if store.exists(cred.card_png_key):
             return store.open(cred.card_png_key), "pass.png"
     from jobs.passes import card_data
-
     from jobs.render.pass_card import render_pass_card_png
 
     return render_pass_card_png(card_data(session, cred)), "pass.png"

@@ -95,4 +95,7 @@ class RuleResult(Base):
     reason_code: Mapped[str] = mapped_column(String(48))
     message: Mapped[str] = mapped_column(String(300))
 
-    application: Mapped[Application] = relationship(back_populates="rule_results")
+    # Module-qualified: the permits domain has an Application model too.
+    application: Mapped[Application] = relationship(
+        "models.passes.applications.Application", back_populates="rule_results"
+    )

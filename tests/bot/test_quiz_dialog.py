@@ -8,9 +8,8 @@ from sqlalchemy import func, select
 pytest.importorskip("services.quiz.practice")
 
 from models.quiz import PointEntry, PracticeItem, QuestionVersion
-from services.quiz import bank
-
 from services.auth import new_binding_code
+from services.quiz import bank
 from tests.services.quiz.factories import make_bank, org_tree, worker
 
 
