@@ -73,6 +73,23 @@ def start_daily(session: Session, actor: Actor, now: datetime | None = None) -> 
     }
 
 
+def next_question(session: Session, actor: Actor, now: datetime | None = None) -> dict[str, Any]:
+    """For chat, one question at a time: today's first unanswered item (creating the set
+    if needed), with progress; ``item`` is None once all are answered. Same side effects
+    as ``start_daily``."""
+    today = start_daily(session, actor, now)
+    items = today["items"]
+    pending = [i for i in items if not i["answered"]]
+    done = len(items) - len(pending)
+    return {
+        "day": today["day"],
+        "item": pending[0] if pending else None,
+        "progress": f"{done}/{len(items)}",
+        "correct": sum(1 for i in items if i.get("result", {}).get("correct")),
+        "caps": today["caps"],
+    }
+
+
 def _today(session: Session, person_id: int, day) -> list[PracticeItem]:
     return list(
         session.scalars(

@@ -119,3 +119,14 @@ def test_someone_elses_item_and_retired_question_and_bad_choice_are_refused(db, 
         practice.answer(db, setup, item["item_id"], "A", NOW)
     assert exc.value.code == "question_retired"
     assert db.get(PracticeItem, item["item_id"]).answered_at is None
+
+
+def test_chat_flow_serves_one_question_at_a_time_until_done(db, setup):
+    seen = []
+    for _ in range(5):
+        nxt = practice.next_question(db, setup, NOW)
+        seen.append(nxt["item"]["item_id"])
+        practice.answer(db, setup, nxt["item"]["item_id"], right_answer(db, nxt["item"]["item_id"]), NOW)
+    done = practice.next_question(db, setup, NOW)
+    assert done["item"] is None and done["progress"] == "5/5" and done["correct"] == 5
+    assert len(set(seen)) == 5
