@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     install_job_log_filter()
 
     run_warmups()  # handlers imported, caches filled: every forked horse inherits them
+    _warm_database(app)
     # Keep the warmed heap out of the children's garbage collections: a collection that
     # walks inherited objects copies their pages (copy-on-write) in every work-horse.
     gc.collect()
@@ -69,6 +70,15 @@ def main(argv: list[str] | None = None) -> None:
         if scheduler is not None:
             scheduler.terminate()
             scheduler.wait(timeout=10)
+
+
+def _warm_database(app) -> None:
+    """Connect once so the dialect is initialised in the parent, then drop the connection:
+    work-horses inherit an initialised engine with an empty pool (never a shared socket)."""
+    engine = app.extensions["zhizhi"].db.engine
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    engine.dispose()
 
 
 def _start_periodic() -> subprocess.Popen:

@@ -68,3 +68,8 @@ def test_a_slot_starts_once_even_with_two_schedulers(app, committed_db, register
 def test_a_slot_missed_beyond_its_grace_is_not_caught_up(app, committed_db, registered) -> None:
     late = dict(run_due(app, datetime(2026, 11, 28, 7, 0, tzinfo=UTC)))  # 15:00 Shanghai
     assert "test_practice" not in late
+
+
+def test_flask_jobs_run_due_starts_periodic_rows_and_the_outbox(app, committed_db) -> None:
+    out = app.test_cli_runner().invoke(args=["jobs", "run-due"]).output
+    assert "periodic outbox_reconciler: started" in out and "outbox: 0 due, 0 stuck" in out
