@@ -49,7 +49,7 @@ def set_question_status(ctx: Ctx, question_id: int) -> dict:
     return _question(ctx, bank.set_status(ctx.session, ctx.me, question_id, QuestionStatus(ctx.body.status)))
 
 
-@bp.get("/imports/template.xlsx", roles=TRAINER)
+@bp.get("/imports/template.xlsx", roles=TRAINER, content_type=XLSX)
 def import_template(ctx: Ctx) -> Response:
     """下载 Excel 导入模板"""
     resp = Response(importers.template_xlsx(), mimetype=XLSX)
