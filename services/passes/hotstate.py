@@ -165,7 +165,7 @@ def install(redis) -> None:
     _installed["redis"] = redis
     if not _installed.get("listening"):
         sa_event.listen(Session, "after_commit", _after_commit)
-        sa_event.listen(Session, "after_rollback", _after_rollback)
+        sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         _installed["listening"] = True
 
 
@@ -174,19 +174,35 @@ def _after_commit(session: Session) -> None:
     redis = _installed.get("redis")
     if redis is None:
         return
-    for callback in callbacks:
+    for _tx, callback in callbacks:
         try:
             callback(redis)
         except Exception:
             log.exception("publishing gate state failed; the flusher will resync")
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _after_soft_rollback(session: Session, previous_transaction) -> None:
+    """Forget publications made inside the transaction (or savepoint) rolled back."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+
+    def inside(tx) -> bool:
+        if tx is None:
+            return previous_transaction.parent is None
+        while tx is not None:
+            if tx is previous_transaction:
+                return True
+            tx = tx.parent
+        return False
+
+    session.info[_PENDING] = [(tx, cb) for tx, cb in pending if not inside(tx)]
 
 
 def on_commit(session: Session, callback: Callable) -> None:
-    session.info.setdefault(_PENDING, []).append(callback)
+    """Run ``callback(redis)`` once the session's outermost transaction commits."""
+    tx = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((tx, callback))
 
 
 def after_commit_revoked(session: Session, event_id: int, pass_id: int, version: int) -> None:
