@@ -15,7 +15,9 @@ def scan(ctx: Ctx) -> dict:
     """闸机核验：同一 nonce 重复提交返回首次结果"""
     b = ctx.body
     s = gate.Scan(b.qr, b.nonce, b.direction, b.scanned_at, b.holder_hash, b.plate)
-    return gate.check(ctx.session, ctx.app.extensions["zhizhi"].redis, ctx.me.person_id, s, kek=kek(ctx))
+    # The session factory: a scan answered from caches and Redis opens no database session.
+    db = lambda: ctx.session  # noqa: E731
+    return gate.check(db, ctx.app.extensions["zhizhi"].redis, ctx.me.person_id, s, kek=kek(ctx))
 
 
 @bp.get("/gate/bundle", query=SinceQuery, roles=GATE, extra_errors=(404, 409))

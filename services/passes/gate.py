@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,10 +52,13 @@ class _Contexts:
         self._data: dict[int, GateContext] = {}
         self._lock = threading.Lock()
 
-    def get(self, session: Session, person_id: int, kek: bytes, *, force: bool = False) -> GateContext:
+    def get(
+        self, db: Callable[[], Session], person_id: int, kek: bytes, *, force: bool = False
+    ) -> GateContext:
         ctx = self._data.get(person_id)
         if ctx is not None and not force and time.monotonic() - ctx.loaded_at < CONTEXT_TTL:
             return ctx
+        session = db()
         ctx = load_context(session, gate_for_device(session, person_id), kek)
         with self._lock:
             self._data[person_id] = ctx
@@ -107,7 +111,7 @@ def _holder_read(ctx: GateContext, scan: Scan) -> bytes | None:
     return None
 
 
-def _verify(session: Session, person_id: int, ctx: GateContext, scan: Scan, kek: bytes, now: int):
+def _verify(db: Callable[[], Session], person_id: int, ctx: GateContext, scan: Scan, kek: bytes, now: int):
     """(pass_id, verdict, detail, ctx) for everything checked before the Lua script."""
     try:
         try:
@@ -115,7 +119,7 @@ def _verify(session: Session, person_id: int, ctx: GateContext, scan: Scan, kek:
         except checks.Refusal as exc:
             if exc.reason != "unknown_key" or time.monotonic() - ctx.loaded_at < KEY_REFRESH_MIN:
                 raise
-            ctx = contexts.get(session, person_id, kek, force=True)  # a key rotated since we loaded
+            ctx = contexts.get(db, person_id, kek, force=True)  # a key rotated since we loaded
             claims = checks.verify_pass_token(scan.qr, ctx.verifiers.get, ctx.event_id)
     except checks.Refusal as exc:
         return None, exc.reason, exc.detail, ctx
@@ -132,17 +136,24 @@ def _verify(session: Session, person_id: int, ctx: GateContext, scan: Scan, kek:
 
 
 def check(
-    session: Session, redis, person_id: int, scan: Scan, *, kek: bytes, now: datetime | None = None
+    session: Session | Callable[[], Session],
+    redis,
+    person_id: int,
+    scan: Scan,
+    *,
+    kek: bytes,
+    now: datetime | None = None,
 ) -> dict:
     """Answer one scan. Side effects: Redis (nonce answer, passage stream, inside state);
     the database only for a first-time summary miss or a watch-list alert.
     Idempotent per nonce: a repeated nonce returns the first answer and logs nothing,
     unless the pass has been revoked since (then ``revoked``)."""
-    ctx = contexts.get(session, person_id, kek)
+    db = session if callable(session) else lambda: session  # opened only on a cache miss
+    ctx = contexts.get(db, person_id, kek)
     if ctx.direction != "both" and scan.direction != ctx.direction:
         raise ValidationFailed(fields={"direction": "与闸机方向不符"})
     now = now or utcnow()
-    pass_id, verdict, detail, ctx = _verify(session, person_id, ctx, scan, kek, int(now.timestamp()))
+    pass_id, verdict, detail, ctx = _verify(db, person_id, ctx, scan, kek, int(now.timestamp()))
     args = {
         "event_id": ctx.event_id,
         "nonce": scan.nonce,
@@ -157,19 +168,19 @@ def check(
         "max_ring": ctx.max_ring,
         "ttl": RULE_SET["nonce_ttl_seconds"],
     }
-    status, answer, info = _run(session, redis, args, now)
+    status, answer, info = _run(db, redis, args, now)
     reason, _, detail = answer.partition("|")
     if pass_id is not None and not info and reason not in ("invalid", "unknown_key"):
-        info = _summary(session, redis, ctx.event_id, pass_id)
+        info = _summary(db(), redis, ctx.event_id, pass_id)
     if reason == "watchlist" and status == "new":
-        _gate_watch_alert(session, ctx, pass_id)
+        _gate_watch_alert(db(), ctx, pass_id)
     return answer_dict(reason, detail, pass_id, info, replayed=status == "dup")
 
 
-def _run(session: Session, redis, args: dict, now: datetime) -> tuple[str, str, str]:
+def _run(db: Callable[[], Session], redis, args: dict, now: datetime) -> tuple[str, str, str]:
     res = hotstate.run_scan(redis, **args)
     if res[0] == "sync":
-        hotstate.sync_event(redis, session, args["event_id"], now)
+        hotstate.sync_event(redis, db(), args["event_id"], now)
         res = hotstate.run_scan(redis, **args)
     return res[0], res[1], res[2]
 

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -120,11 +124,37 @@ def run_scan(
     )  # fmt: skip
     command = ("EVALSHA", SCAN_SHA, len(keys), *keys, *args)
     try:
-        reply = redis.execute_command(*command)
+        reply = _call(redis, command)
     except NoScriptError:
         redis.script_load(SCAN_LUA)
-        reply = redis.execute_command(*command)
+        reply = _call(redis, command)
     return [x.decode() if isinstance(x, bytes) else x for x in reply]
+
+
+_local = threading.local()
+
+
+def _call(redis, command: tuple):
+    """Send on a connection this thread keeps for the scan script.
+
+    Skipping the client's per-command pool checkout and bookkeeping saves about
+    50 us of CPU per scan. A broken connection is dropped and the command goes
+    through the normal client path (with its retries) once.
+    """
+    conn = getattr(_local, "conn", None)
+    if conn is None or _local.owner is not redis or _local.pid != os.getpid():
+        try:
+            conn = redis.connection_pool.get_connection()
+        except (AttributeError, TypeError):  # a client without a plain pool
+            return redis.execute_command(*command)
+        _local.conn, _local.owner, _local.pid = conn, redis, os.getpid()
+    try:
+        conn.send_command(*command)
+        return conn.read_response()
+    except (RedisConnectionError, RedisTimeoutError):
+        conn.disconnect()
+        _local.conn = None
+        return redis.execute_command(*command)
 
 
 # --- publishing after commit ----------------------------------------------------
@@ -135,7 +165,7 @@ def install(redis) -> None:
     _installed["redis"] = redis
     if not _installed.get("listening"):
         sa_event.listen(Session, "after_commit", _after_commit)
-        sa_event.listen(Session, "after_rollback", _after_rollback)
+        sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         _installed["listening"] = True
 
 
@@ -144,19 +174,35 @@ def _after_commit(session: Session) -> None:
     redis = _installed.get("redis")
     if redis is None:
         return
-    for callback in callbacks:
+    for _tx, callback in callbacks:
         try:
             callback(redis)
         except Exception:
             log.exception("publishing gate state failed; the flusher will resync")
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _after_soft_rollback(session: Session, previous_transaction) -> None:
+    """Forget publications made inside the transaction (or savepoint) rolled back."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+
+    def inside(tx) -> bool:
+        if tx is None:
+            return previous_transaction.parent is None
+        while tx is not None:
+            if tx is previous_transaction:
+                return True
+            tx = tx.parent
+        return False
+
+    session.info[_PENDING] = [(tx, cb) for tx, cb in pending if not inside(tx)]
 
 
 def on_commit(session: Session, callback: Callable) -> None:
-    session.info.setdefault(_PENDING, []).append(callback)
+    """Run ``callback(redis)`` once the session's outermost transaction commits."""
+    tx = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((tx, callback))
 
 
 def after_commit_revoked(session: Session, event_id: int, pass_id: int, version: int) -> None:

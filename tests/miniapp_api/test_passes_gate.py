@@ -229,3 +229,21 @@ def test_pass_signed_with_a_revoked_key_is_unknown_key(app, db, world, approved)
     keys.revoke(db, kid)
     gate.contexts.clear()  # devices reload their key set within CONTEXT_TTL seconds
     assert scan(api, world.device_tokens["outer_in"], issued["token"])["reason"] == "unknown_key"
+
+
+def test_a_rolled_back_revocation_never_reaches_the_gates(app, db, world, approved):
+    from models.passes import PassCredential
+    from services.passes import issuance
+
+    api, kept = approved
+    other = api.post(f"/passes/events/{world.event.id}/applications", visitor_body(valid_id_number(17)))
+    undone = other.get_json()["data"]["passes"][0]
+    gate = world.device_tokens["outer_in"]
+    assert scan(api, gate, undone["token"])["result"] == "ok"  # gate state synced from the database
+    issuance.revoke(db, db.get(PassCredential, kept["id"]), reason="lost")
+    nested = db.begin_nested()
+    issuance.revoke(db, db.get(PassCredential, undone["id"]), reason="mistake")
+    nested.rollback()
+    db.commit()
+    assert scan(api, gate, kept["token"])["reason"] == "revoked"
+    assert scan(api, world.device_tokens["outer_out"], undone["token"], direction="out")["result"] == "ok"

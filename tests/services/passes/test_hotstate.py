@@ -58,3 +58,11 @@ def test_script_is_reloaded_after_a_flush(r):
     assert scan(r, "n1")[0] == "new"
     r.script_flush()
     assert scan(r, "n2", pass_id=2)[0] == "new"
+
+
+def test_a_dropped_scan_connection_is_replaced(r):
+    assert scan(r, "n1")[0] == "new"
+    conn = getattr(hotstate._local, "conn", None)
+    if conn is not None:
+        conn.disconnect()
+    assert scan(r, "n2", pass_id=2)[0] == "new"
