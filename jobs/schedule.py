@@ -1,0 +1,107 @@
+"""The domains' rows of the periodic table (design/jobs.md), in Asia/Shanghai time.
+
+Each function is ``func(session, now)``: ``now`` is the slot's scheduled time. Rows
+that are not here yet are listed in README.md ("Periodic work") as not built.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jobs.periodic import register_periodic
+from jobs.queues import DEFAULT, MAINTENANCE
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def quiz_sweep(session: Session, now: datetime) -> dict:
+    """Grade attempts past deadline + grace; finalise competitions whose window closed."""
+    from services.quiz import attempts, competitions
+
+    return {
+        "closed": attempts.close_overdue(session, now),
+        "finalized": competitions.finalize_due(session, now),
+    }
+
+
+def permits_daily(session: Session, now: datetime) -> dict:
+    """Expiry reminders (30/7/1 days), blocking at expiry, overdue waybills, risk models."""
+    from services.permits import periodic
+
+    return periodic.run_daily(session, now)
+
+
+def permits_hourly(session: Session, now: datetime) -> dict:
+    """Warning SLA clocks and escalation."""
+    from services.permits import periodic
+
+    return periodic.run_hourly(session, now)
+
+
+def previous_quarter(now: datetime) -> str:
+    local = now.astimezone(TZ)
+    q = (local.month - 1) // 3  # the quarter that just ended (0 = Q4 of last year)
+    return f"{local.year - 1}Q4" if q == 0 else f"{local.year}Q{q}"
+
+
+def permits_star_ratings(session: Session, now: datetime) -> dict:
+    """Quarterly star ratings of every enterprise for the quarter that just ended."""
+    from models.permits.enterprises import Enterprise
+    from services.permits import ratings
+
+    quarter = previous_quarter(now)
+    rated = [ratings.rate_quarter(session, e, quarter).stars for e in session.scalars(select(Enterprise.id))]
+    return {"quarter": quarter, "rated": len(rated)}
+
+
+def passes_flush(session: Session, now: datetime) -> dict:
+    """Move gate scans from the Redis streams into the database (idempotent per nonce)."""
+    from flask import current_app
+
+    from jobs.passes import flush_passages
+
+    return {"moved": flush_passages(current_app._get_current_object())}
+
+
+register_periodic(
+    "quiz_sweep",
+    "* * * * *",
+    "jobs.schedule:quiz_sweep",
+    queue=MAINTENANCE,
+    grace=300,
+    description="批改超时答卷，结算已结束的比武",
+)
+register_periodic(
+    "permits_daily",
+    "0 9 * * *",
+    "jobs.schedule:permits_daily",
+    queue=MAINTENANCE,
+    description="证照到期提醒与锁定、运单超期、风险模型",
+)
+register_periodic(
+    "permits_hourly",
+    "0 * * * *",
+    "jobs.schedule:permits_hourly",
+    queue=MAINTENANCE,
+    description="预警处置时限与升级",
+)
+register_periodic(
+    "permits_star_ratings",
+    "0 3 1 1,4,7,10 *",
+    "jobs.schedule:permits_star_ratings",
+    queue=DEFAULT,
+    grace=7 * 24 * 3600,
+    description="企业季度星级评定",
+)
+register_periodic(
+    "passes_flush",
+    "* * * * *",
+    "jobs.schedule:passes_flush",
+    inline=True,
+    grace=300,
+    description="闸机通行记录落库",
+)
