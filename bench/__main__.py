@@ -20,6 +20,7 @@ BENCHES = [
     "bench.bench_api",
     "bench.bench_gate",
     "bench.bench_bot",
+    "bench.bench_permits",
 ]
 
 
