@@ -16,7 +16,8 @@ bp = ApiBlueprint("passes", __name__, tag="passes", url_prefix="/passes")
 def _install_gate_state(state) -> None:
     from services.passes import hotstate
 
-    hotstate.install(state.app.extensions["zhizhi"].redis)
+    ext = state.app.extensions["zhizhi"]
+    hotstate.install(ext.redis, ext.db.engine)
 
 
 def encode_cursor(last_id: int | None) -> str | None:

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -37,6 +38,7 @@ log = logging.getLogger("zhizhi.passes")
 SENTINEL = "-"
 _PENDING = "passes_hotstate_pending"
 _installed: dict[str, object] = {}
+_by_engine: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def key(event_id: int, name: str) -> str:
@@ -160,9 +162,12 @@ def _call(redis, command: tuple):
 # --- publishing after commit ----------------------------------------------------
 
 
-def install(redis) -> None:
-    """Route after-commit publications to ``redis`` (the app factory's client)."""
+def install(redis, engine=None) -> None:
+    """Route after-commit publications of sessions on ``engine`` to ``redis`` (the app's
+    client). Several apps in one process (tests, tools) each keep their own Redis."""
     _installed["redis"] = redis
+    if engine is not None:
+        _by_engine[engine] = redis
     if not _installed.get("listening"):
         sa_event.listen(Session, "after_commit", _after_commit)
         sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)
@@ -171,7 +176,10 @@ def install(redis) -> None:
 
 def _after_commit(session: Session) -> None:
     callbacks = session.info.pop(_PENDING, [])
-    redis = _installed.get("redis")
+    if not callbacks:
+        return
+    bind = session.get_bind()
+    redis = _by_engine.get(getattr(bind, "engine", bind)) or _installed.get("redis")
     if redis is None:
         return
     for _tx, callback in callbacks:
