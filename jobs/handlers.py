@@ -1,3 +1,3 @@
 """Imports every module that registers outbox handlers (``@job``)."""
 
-import bot.jobs  # noqa: F401,E402  (bot.reply, bot.image)
+import bot.jobs  # noqa: F401  (bot.reply, bot.image)
