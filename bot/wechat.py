@@ -209,6 +209,10 @@ def receive() -> Response:
         if aes:
             timestamp = _check_time(request.args.get("timestamp"), cfg)
             nonce = request.args.get("nonce") or ""
+        elif cfg.get("aes_key"):
+            # With an EncodingAESKey the account is in compatible or safe mode and WeChat
+            # always sends encrypt_type=aes; a plaintext signature does not cover the body.
+            raise Refused(403, "plaintext messages refused: the account uses safe mode")
         else:
             timestamp, nonce = _check_plain_signature(cfg)
         body = _body()

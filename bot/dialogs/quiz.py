@@ -52,16 +52,19 @@ def _valid(choice: str, view: dict[str, Any]) -> bool:
 def daily(turn: Turn, _args: str) -> Reply:
     from services.quiz import practice
 
-    today = practice.start_daily(turn.session, turn.actor(), now=turn.now)
-    items = today["items"]
-    if not items:
+    nxt = practice.next_question(turn.session, turn.actor(), now=turn.now)
+    total = _total(nxt)
+    if total == 0:
         return Reply(text="题库暂时没有可练习的题目，请稍后再试。")
-    pending = [i for i in items if not i["answered"]]
-    if not pending:
-        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn, items))
-    turn.start_flow("daily", items=[i["item_id"] for i in items], current=pending[0]["item_id"])
-    intro = f"今日练习共 {len(items)} 题。{ANSWER_HINT}\n\n"
-    return Reply(text=intro + _question_text(pending[0], len(items)))
+    if nxt["item"] is None:
+        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn))
+    turn.start_flow("daily", current=nxt["item"]["item_id"], total=total)
+    intro = f"今日练习共 {total} 题。{ANSWER_HINT}\n\n"
+    return Reply(text=intro + _question_text(nxt["item"], total))
+
+
+def _total(nxt: dict[str, Any]) -> int:
+    return int(str(nxt["progress"]).partition("/")[2] or 0)
 
 
 @flow("daily")
@@ -69,35 +72,36 @@ def daily_answer(turn: Turn, text: str) -> Reply:
     from services.quiz import practice
 
     actor = turn.actor()
-    ids: list[int] = turn.slots.get("items", [])
-    today = {i["item_id"]: i for i in practice.start_daily(turn.session, actor, now=turn.now)["items"]}
-    current = today.get(turn.slots.get("current"))
-    if current is None or not ids:
+    nxt = practice.next_question(turn.session, actor, now=turn.now)
+    current, total = nxt["item"], _total(nxt)
+    if current is None:
         turn.end_flow()
-        return Reply(text="今天的练习已更新，请重新发送“每日一练”。")
+        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn))
+    if current["item_id"] != turn.slots.get("current"):  # answered meanwhile in the form
+        turn.slots["current"] = current["item_id"]
+        return Reply(text="上一题已在小程序中作答。\n\n" + _question_text(current, total))
     choice = _normalize(text)
     if not _valid(choice, current):
-        return Reply(text=f"没能识别您的答案。{ANSWER_HINT}\n\n" + _question_text(current, len(ids)))
+        return Reply(text=f"没能识别您的答案。{ANSWER_HINT}\n\n" + _question_text(current, total))
     try:
         result = practice.answer(turn.session, actor, current["item_id"], choice, now=turn.now)
         feedback = _feedback(result)
     except ValidationFailed as exc:
         return Reply(text=f"{exc.message}。{ANSWER_HINT}")
-    except Conflict as exc:  # answered elsewhere (the form) or retired: move on
+    except Conflict as exc:  # answered elsewhere or retired meanwhile: move on
         feedback = exc.message
-    return _next(turn, ids, feedback)
+    return _next(turn, feedback)
 
 
-def _next(turn: Turn, ids: list[int], feedback: str) -> Reply:
+def _next(turn: Turn, feedback: str) -> Reply:
     from services.quiz import practice
 
-    items = practice.start_daily(turn.session, turn.actor(), now=turn.now)["items"]
-    pending = [i for i in items if not i["answered"]]
-    if not pending:
+    nxt = practice.next_question(turn.session, turn.actor(), now=turn.now)
+    if nxt["item"] is None:
         turn.end_flow()
-        return Reply(text=f"{feedback}\n\n今日练习完成！\n{_summary(turn, items)}")
-    turn.slots["current"] = pending[0]["item_id"]
-    return Reply(text=f"{feedback}\n\n{_question_text(pending[0], len(ids))}")
+        return Reply(text=f"{feedback}\n\n今日练习完成！\n{_summary(turn)}")
+    turn.slots["current"] = nxt["item"]["item_id"]
+    return Reply(text=f"{feedback}\n\n{_question_text(nxt['item'], _total(nxt))}")
 
 
 def _feedback(result: dict[str, Any]) -> str:
@@ -112,9 +116,10 @@ def _feedback(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _summary(turn: Turn, items: list[dict[str, Any]]) -> str:
-    from services.quiz import points
+def _summary(turn: Turn) -> str:
+    from services.quiz import points, practice
 
+    items = practice.start_daily(turn.session, turn.actor(), now=turn.now)["items"]
     results = [i.get("result") or {} for i in items]
     right = sum(1 for r in results if r.get("correct"))
     earned = sum(int(r.get("points_awarded") or 0) for r in results)

@@ -93,6 +93,16 @@ class WeChatHarness:
             "MsgType": msg_type,
         }
 
+    # -- what the fake WeChat server received ------------------------------------------
+
+    def sent(self, openid: str) -> list[dict[str, Any]]:
+        """Customer-service messages (text, image, ...) the fake delivered to ``openid``."""
+        assert self.fake is not None, "pass the fake WeChat server"
+        return [m["body"] for m in self.fake.messages("custom", openid)]
+
+    def sent_texts(self, openid: str) -> list[str]:
+        return [b["text"]["content"] for b in self.sent(openid) if b["msgtype"] == "text"]
+
     # -- transport ------------------------------------------------------------------
 
     def signed_query(self, body_fields: dict[str, Any], timestamp: str | None = None,

@@ -133,11 +133,11 @@ def test_answer_too_slow_for_a_passive_reply_goes_out_as_customer_service_messag
     res = wx.text("o_slow", "帮助", msg_id=556)
     assert res.success
     run_jobs()
-    (sent,) = platforms[0].messages("custom", "o_slow")
-    assert "您可以发送" in sent["body"]["text"]["content"]
+    (text,) = wx.sent_texts("o_slow")
+    assert "您可以发送" in text
     assert wx.text("o_slow", "帮助", msg_id=556).success  # the retry changes nothing
     run_jobs()
-    assert len(platforms[0].messages("custom", "o_slow")) == 1
+    assert len(wx.sent("o_slow")) == 1
 
 
 def test_scanning_a_binding_qr_scene_binds(wx, db):

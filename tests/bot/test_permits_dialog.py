@@ -10,8 +10,21 @@ import pytest
 pytest.importorskip("services.permits.verify")
 
 from services.auth import new_binding_code
-from tests.services.permits.factories import build_world, purchase
-from tests.services.permits.test_warnings_and_ratings import _mass_balance_warning
+from tests.services.permits.factories import NOW, actor, build_world, purchase
+
+
+def _mass_balance_warning(db, w):
+    """Produce 1000 kg, count 900 at stocktake: the mass-balance rule opens a warning."""
+    from decimal import Decimal
+
+    from services.permits import ledger, warnings
+
+    for kind, qty, key in (("produce", "1000", "a"), ("stocktake", "900", "b")):
+        ledger.file_event(
+            db, actor(db, w.seller_mgr), w.seller.id, kind=kind, chemical_id=w.toluene.id,
+            quantity=Decimal(qty), unit="kg", idempotency_key=key, now=NOW,
+        )  # fmt: skip
+    return warnings.list_for(db, actor(db, w.regulator))[0]
 
 
 @pytest.fixture

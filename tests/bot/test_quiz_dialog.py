@@ -113,3 +113,19 @@ def test_citizen_cannot_use_daily_practice(wx, db):
 
 def test_unbound_user_gets_binding_hint_for_daily_practice(wx):
     assert "还没有绑定" in wx.text("o_nobody", "每日一练").text
+
+
+def test_question_answered_in_the_form_meanwhile_moves_the_chat_on(wx, db, bound_worker):
+    from services.quiz import practice
+
+    actor, code = bound_worker
+    wx.text("o_form", f"绑定 {code}")
+    wx.text("o_form", "每日一练")
+    first = db.scalars(
+        select(PracticeItem).where(PracticeItem.person_id == actor.person_id).order_by(PracticeItem.position)
+    ).first()
+    practice.answer(db, actor, first.id, _answers(db, actor.person_id, right=True)[0])
+    db.flush()
+    text = wx.text("o_form", "A").text
+    assert "已在小程序中作答" in text and "第 2/5 题" in text
+    assert _points(db, actor.person_id) == 1

@@ -31,8 +31,15 @@ def test_get_verification_echoes_echostr_when_signed(wx, client):
     assert bad.status_code == 403
 
 
+def plaintext_account(app, monkeypatch):
+    settings = app.extensions["zhizhi"].settings
+    monkeypatch.setattr(settings, "wechat", dict(settings.wechat, aes_key=None))
+
+
 @pytest.mark.parametrize("mode", ["plain", "compatible", "safe"])
-def test_help_is_answered_in_every_mode(app, client, platforms, mode):
+def test_help_is_answered_in_every_mode(app, client, platforms, mode, monkeypatch):
+    if mode == "plain":
+        plaintext_account(app, monkeypatch)
     h = WeChatHarness(app, client, platforms[0], mode=mode)
     res = h.text("o_user_1", "帮助")
     assert res.status == 200
@@ -116,7 +123,14 @@ def test_bad_msg_signature_is_refused(wx, app, db):
     assert res.status == 403 and nothing_processed(app, db)
 
 
-def test_plaintext_mode_bad_signature_is_refused(app, client, platforms, db):
+def test_plaintext_post_to_a_safe_mode_account_is_refused(app, client, platforms, db):
+    h = WeChatHarness(app, client, platforms[0], mode="plain")
+    res = h.text("o_forger", "帮助")  # correctly signed, but the signature does not cover the body
+    assert res.status == 403 and nothing_processed(app, db)
+
+
+def test_plaintext_mode_bad_signature_is_refused(app, client, platforms, db, monkeypatch):
+    plaintext_account(app, monkeypatch)
     h = WeChatHarness(app, client, platforms[0], mode="plain")
     query, body = h.signed_query(fields())
     query["signature"] = "f" * 40
