@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from core import outbox
 from core.db import utcnow
+from jobs.push.kinds import PushKind, register_kind
 from jobs.queues import CERTIFICATES, MAINTENANCE, NOTIFICATIONS
 from jobs.registry import PermanentError, job
 from models.identity import Person, Role, RoleGrant
@@ -76,35 +77,45 @@ def render_card(session, item) -> dict:
     return {"png": credential.card_png_key, "pdf": credential.card_pdf_key}
 
 
-_HOLDER_TEXT = {
-    "issued": "您的通行证已签发（{event}，{ring}区），请在“我的通行证”中查看二维码。",
-    "revoked": "您的通行证（编号 {pass_id}）已作废，如有疑问请联系活动安保办公室。",
-}
+ISSUED = register_kind(
+    PushKind(
+        kind="passes.issued",
+        title="通行证已签发",
+        text="您的通行证已签发（{event}，{ring}区），请在“我的通行证”中查看二维码。",
+    )
+)
+REVOKED = register_kind(
+    PushKind(
+        kind="passes.revoked",
+        title="通行证已作废",
+        text="您的通行证（编号 {pass_id}）已作废，如有疑问请联系活动安保办公室。",
+    )
+)
+ALERT = register_kind(PushKind(kind="passes.alert", title="安保预警", text="【安保预警】{message}"))
 
 
-@job("passes.notify_holder", queue=NOTIFICATIONS, external_send=True)
+@job("passes.notify_holder", queue=NOTIFICATIONS)
 def notify_holder(session, item) -> dict:
-    """Tell the applicant their pass was issued or revoked (console transport)."""
+    """Tell the applicant their pass was issued or revoked, through the push layer
+    (services.notify picks the channel; the send is its own idempotent job)."""
+    from services.notify import notify
+
     credential = session.get(PassCredential, item.payload["pass_id"])
     if credential is None:
         raise PermanentError("pass not found")
     app = session.get(Application, credential.application_id)
     event = session.get(Event, credential.event_id)
-    text = _HOLDER_TEXT[item.payload["event"]].format(
-        event=event.name, ring=credential.ring, pass_id=credential.id
-    )
-    log.info("notify person %s: %s", app.applicant_id, text)
-    return {
-        "transport": "console",
-        "to_person": app.applicant_id,
-        "text": text,
-        "sent_at": utcnow().isoformat(),
-    }
+    what = item.payload["event"]
+    data = {"event": event.name, "ring": credential.ring, "pass_id": credential.id}
+    n = notify(session, app.applicant_id, f"passes.{what}", data, f"pass:{credential.id}:{what}")
+    return {"to_person": app.applicant_id, "notification_id": n.id, "channel": str(n.channel)}
 
 
-@job("passes.alert_officers", queue=NOTIFICATIONS, external_send=True)
+@job("passes.alert_officers", queue=NOTIFICATIONS)
 def alert_officers(session, item) -> dict:
-    """Push an alert to every officer (console transport)."""
+    """Push an alert to every officer through the push layer (one notification each)."""
+    from services.notify import notify
+
     alert = session.get(Alert, item.payload["alert_id"])
     if alert is None:
         raise PermanentError("alert not found")
@@ -113,11 +124,18 @@ def alert_officers(session, item) -> dict:
             select(Person.id)
             .join(RoleGrant, RoleGrant.person_id == Person.id)
             .where(RoleGrant.role == Role.officer)
+            .distinct()
         )
     )
-    text = f"【安保预警】{alert.message}"
-    log.info("alert %s to officers %s: %s", alert.id, officers, text)
-    return {"transport": "console", "to_persons": officers, "text": text}
+    for officer_id in officers:
+        notify(
+            session,
+            officer_id,
+            "passes.alert",
+            {"message": alert.message},
+            f"pass-alert:{alert.id}:{officer_id}",
+        )
+    return {"to_persons": officers}
 
 
 def flush_passages(app: Flask, *, limit: int = 1000) -> int:

@@ -11,6 +11,7 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select
 
+from models.jobs import Notification
 from models.passes import Passage, ScanRefusal
 from models.platform import OutboxItem
 from tests.helpers import Api, valid_id_number
@@ -55,7 +56,9 @@ def test_citizen_pass_from_application_to_revoked_scan(app, db, client, run_jobs
     run_jobs()  # card rendered, then the holder notified
     notice = db.scalars(select(OutboxItem).where(OutboxItem.kind == "passes.notify_holder")).one()
     assert notice.result["to_person"] == login.get_json()["data"]["person_id"]
-    assert "通行证已签发" in notice.result["text"]
+    note = db.get(Notification, notice.result["notification_id"])
+    assert note.person_id == notice.result["to_person"] and note.kind == "passes.issued"
+    assert "通行证已签发" in note.content["text"]
     detail = api.get(f"/passes/applications/{application['id']}").get_json()["data"]
     card_url = detail["passes"][0]["card_png"]
     assert card_url is not None
