@@ -21,6 +21,7 @@ BENCHES = [
     "bench.bench_gate",
     "bench.bench_bot",
     "bench.bench_permits",
+    "bench.bench_credential_sweep",
 ]
 
 

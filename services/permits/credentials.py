@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core import outbox
@@ -103,6 +103,14 @@ def add_credential(
     return cred
 
 
+def due_credentials(due: date) -> Select:
+    """Active credentials expiring on ``due``; an index range scan on (status, valid_until),
+    so the daily sweep costs what is due, not the size of the table."""
+    return select(Credential.id, Credential.enterprise_id, Credential.kind, Credential.number).where(
+        Credential.status == CredentialStatus.active, Credential.valid_until == due
+    )
+
+
 def queue_reminders(session: Session, today: date) -> int:
     """Add reminder rows for credentials expiring in 30/7/1 days; returns rows added.
 
@@ -111,11 +119,7 @@ def queue_reminders(session: Session, today: date) -> int:
     added = 0
     for days in rules.REMINDER_DAYS:
         due = today + timedelta(days=days)
-        rows = session.execute(
-            select(Credential.id, Credential.enterprise_id, Credential.kind, Credential.number).where(
-                Credential.status == CredentialStatus.active, Credential.valid_until == due
-            )
-        )
+        rows = session.execute(due_credentials(due))
         for cid, ent_id, kind, number in rows:
             text = f"{CRED_NAMES[kind]}（{number}）将于 {days} 天后（{due}）到期，请及时办理"
             payload = {"enterprise_id": ent_id, "credential_id": cid, "days": days, "text": text}
