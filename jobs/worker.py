@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--worker-class",
         choices=("fork", "simple"),
-        default=os.environ.get("WORKER_CLASS", "fork"),
+        default=os.environ.get("WORKER_CLASS", "simple"),
         help="fork: a work-horse process per job (RQ default); simple: jobs run in the worker "
         "process itself (no fork per job; timeouts still enforced by SIGALRM)",
     )
