@@ -38,8 +38,9 @@ def test_my_passes_lists_status_and_sends_the_card_image_by_job(
     run_jobs()
     uploads = fake_wechat.calls("/cgi-bin/media/upload")
     assert len(uploads) == 1 and uploads[0]["files"]["media"]["data"].startswith(b"\x89PNG")
-    (image,) = fake_wechat.messages("custom", "o_citizen")
-    assert image["body"]["msgtype"] == "image"
+    # The holder also gets the "pass issued" notification; exactly one image is sent.
+    images = [m for m in fake_wechat.messages("custom", "o_citizen") if m["body"]["msgtype"] == "image"]
+    assert len(images) == 1 and images[0]["body"]["image"]["media_id"]
     number = re.search(r"P\d{3}-\d{8}", res.text).group(0)
     verdict = wx.text("o_other", f"查验 {number}").text
     assert "有效" in verdict and "李居民" not in verdict and "张三" not in verdict
