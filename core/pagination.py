@@ -38,8 +38,16 @@ def encode_cursor(value: Any) -> str:
 def decode_cursor(cursor: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(fields={"cursor": "分页游标无效"}) from exc
+
+
+def cursor_id(cursor: str) -> int:
+    """The row id a cursor points after; a clear validation error for anything else."""
+    value = decode_cursor(cursor)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationFailed(fields={"cursor": "分页游标无效"})
+    return value
 
 
 def paginate(

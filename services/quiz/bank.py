@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.auth import Actor, require_role
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.pagination import cursor_id, encode_cursor
 from models.quiz import Question, QuestionKind, QuestionStatus, QuestionTopic, QuestionVersion, Topic
 
 TRAINER_ROLES = ("trainer",)
@@ -267,15 +268,11 @@ def list_questions(
     session: Session, actor: Actor, cursor: str | None, limit: int, topic: str | None, status: str | None
 ) -> dict[str, Any]:
     """Trainer's bank listing (with answers), newest first, cursor-paginated."""
-    import base64
 
     require_role(actor, *TRAINER_ROLES)
     stmt = select(Question).order_by(Question.id.desc())
     if cursor:
-        try:
-            stmt = stmt.where(Question.id < int(base64.urlsafe_b64decode(cursor.encode()).decode()))
-        except ValueError as exc:
-            raise ValidationFailed(fields={"cursor": "无效的分页游标"}) from exc
+        stmt = stmt.where(Question.id < cursor_id(cursor))
     if topic:
         stmt = (
             stmt.join(QuestionTopic, QuestionTopic.question_id == Question.id)
@@ -285,5 +282,5 @@ def list_questions(
     if status:
         stmt = stmt.where(Question.status == QuestionStatus(status))
     rows = list(session.scalars(stmt.limit(limit + 1)))
-    nxt = base64.urlsafe_b64encode(str(rows[limit - 1].id).encode()).decode() if len(rows) > limit else None
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return {"items": [full_view(q, current(session, q)) for q in rows[:limit]], "next_cursor": nxt}

@@ -4,7 +4,6 @@ the ledger with Redis sorted sets (per org scope) as the fast path, rebuildable 
 
 from __future__ import annotations
 
-import base64
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.auth import Actor, require_jurisdiction
 from core.db import utcnow
 from core.errors import NotFound, ValidationFailed
+from core.pagination import cursor_id, encode_cursor
 from models.identity import OrgUnit, Person
 from models.quiz import PointEntry
 from services.quiz import cache
@@ -266,9 +266,9 @@ def standing_sql(session: Session, person_id: int, scope: str | int = "all") -> 
 def history(session: Session, person_id: int, cursor: str | None, limit: int = 20) -> dict[str, Any]:
     stmt = select(PointEntry).where(PointEntry.person_id == person_id).order_by(PointEntry.id.desc())
     if cursor:
-        stmt = stmt.where(PointEntry.id < int(base64.urlsafe_b64decode(cursor.encode()).decode()))
+        stmt = stmt.where(PointEntry.id < cursor_id(cursor))
     rows = list(session.scalars(stmt.limit(limit + 1)))
-    nxt = base64.urlsafe_b64encode(str(rows[limit - 1].id).encode()).decode() if len(rows) > limit else None
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return {
         "items": [
             {

@@ -34,3 +34,13 @@ def test_bad_cursor_and_limit_are_validation_errors(client, db) -> None:
 def test_only_admins_read_the_audit_log(client, db) -> None:
     r = Api(client, token_for(db, make_person(db, "trainer"))).get("/admin/audit")
     assert r.status_code == 403
+
+
+def test_quiz_lists_refuse_a_bad_cursor_with_a_validation_error(client, db) -> None:
+    worker = Api(client, token_for(db, make_person(db, "grid_worker")))
+    trainer = Api(client, token_for(db, make_person(db, "trainer")))
+    for api, path in ((worker, "/quiz/me/points/history"), (trainer, "/quiz/questions")):
+        for bad in ("abc", "!!!", "InRleHQi"):  # not base64, not base64, a JSON string
+            r = api.get(path, query_string={"cursor": bad})
+            assert r.status_code == 422, (path, bad, r.json)
+            assert r.json["error"]["fields"] == {"cursor": "分页游标无效"}
