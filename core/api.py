@@ -37,11 +37,16 @@ class Endpoint:
     query: type[BaseModel] | None = None
     response: Any = None
     roles: tuple[str, ...] | str = ANY
-    idempotent: bool = False
+    #: True: Idempotency-Key replays are kept in the database by this module.
+    #: "view": the header is documented the same, but the view keeps its own replay record
+    #: (write-behind hot paths, where a database round trip is what is being avoided); it
+    #: reads ``ctx.idempotency_key`` and may call ``ctx.replayable(call)`` on a fallback path.
+    idempotent: bool | str = False
     status: int = 200
     content_type: str = "application/json"
     extra_errors: tuple[int, ...] = ()
     rate: str | None = None  # a core.ratelimit.LIMITS name
+    owner: Any = None  # the ApiBlueprint (its ``before_view`` runs after authentication)
 
 
 @dataclass
@@ -52,6 +57,16 @@ class Ctx:
     body: Any = None
     query: Any = None
     path: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    endpoint: Endpoint | None = None
+
+    def replayable(self, call: Callable[[], Any]) -> Response:
+        """Run ``call`` with the database-kept Idempotency-Key replay (see core.idempotency)."""
+        assert self.endpoint is not None
+        invoke = lambda: _invoke(self.endpoint, self, self.path, call)  # noqa: E731
+        if self.idempotency_key:
+            return idempotency.run(self, self.endpoint, self.idempotency_key, invoke)
+        return invoke()
 
     @property
     def session(self) -> Session:
@@ -84,6 +99,8 @@ class ApiBlueprint(Blueprint):
         super().__init__(name, import_name, url_prefix="/api/v1" + url_prefix)
         self.tag = tag
         self.endpoints: list[Endpoint] = []
+        #: ``fn(ctx, endpoint)`` run after authentication and input parsing, before the view
+        self.before_view: Callable[[Ctx, Endpoint], None] | None = None
 
     def route_spec(self, method: str, rule: str, **spec: Any) -> Callable[[Callable[..., Any]], Any]:
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,6 +111,7 @@ class ApiBlueprint(Blueprint):
                 view=view,
                 summary=summary,
                 tag=spec.pop("tag", self.tag),
+                owner=self,
                 **spec,
             )
             self.endpoints.append(ep)
@@ -196,10 +214,15 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
             ratelimit.hit(ext.redis, ep.rate, who)
         body = _parse_json_body(ep.body) if ep.body is not None else None
         query = _parse_query(ep.query) if ep.query is not None else None
-        ctx = Ctx(actor=actor, body=body, query=query, path=path_params)
+        ctx = Ctx(actor=actor, body=body, query=query, path=path_params, endpoint=ep)
+        if ep.owner is not None and ep.owner.before_view is not None:
+            ep.owner.before_view(ctx, ep)
         key = request.headers.get("Idempotency-Key") if ep.idempotent else None
         if key:
-            return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
+            idempotency.check_key(key)
+            ctx.idempotency_key = key
+            if ep.idempotent is True:
+                return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
         resp = _invoke(ep, ctx, path_params)
         session = g.get("db_session")
         if session is not None:
@@ -210,8 +233,10 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
     return view
 
 
-def _invoke(ep: Endpoint, ctx: Ctx, path_params: dict[str, Any]) -> Response:
-    result = ep.view(ctx, **path_params)
+def _invoke(
+    ep: Endpoint, ctx: Ctx, path_params: dict[str, Any], call: Callable[[], Any] | None = None
+) -> Response:
+    result = call() if call is not None else ep.view(ctx, **path_params)
     if isinstance(result, Response):
         return result
     status = ep.status

@@ -72,7 +72,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip on every checkout. A connection that died (server
+    # restart, pg_terminate_backend) raises a disconnect error once; SQLAlchemy then
+    # invalidates the pool and the API answers 503 temporarily_unavailable (retryable).
+    kwargs.setdefault("pool_pre_ping", False)
     return create_engine(url, **kwargs)
 
 

@@ -36,8 +36,8 @@ def _find(session, scope: str, key: str):
     )
 
 
-def _replay(record, endpoint: str, request_hash: str) -> Response:
-    if record.endpoint != endpoint or record.request_hash != request_hash:
+def _replay(record, endpoint: str, digest: str) -> Response:
+    if record.endpoint != endpoint or record.request_hash != digest:
         raise Conflict(
             "该幂等键已用于另一个请求，请换一个新的 Idempotency-Key",
             code="idempotency_key_reused",
@@ -48,20 +48,28 @@ def _replay(record, endpoint: str, request_hash: str) -> Response:
     return resp
 
 
-def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Response:
+def check_key(key: str) -> None:
     if len(key) > MAX_KEY or not key.isprintable():
         raise ValidationFailed(fields={"Idempotency-Key": f"长度不能超过 {MAX_KEY} 个可见字符"})
+
+
+def request_hash() -> str:
+    return hashlib.sha256(request.get_data(cache=True)).hexdigest()
+
+
+def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Response:
+    check_key(key)
     from models.platform import IdempotencyRecord
 
     ext = current_app.extensions["zhizhi"]
     session = ctx.session
     scope = _scope(ctx)
     endpoint = f"{ep.method} {request.path}"
-    request_hash = hashlib.sha256(request.get_data(cache=True)).hexdigest()
+    digest = request_hash()
 
     existing = _find(session, scope, key)
     if existing is not None:
-        return _replay(existing, endpoint, request_hash)
+        return _replay(existing, endpoint, digest)
 
     resp = call()
     if 200 <= resp.status_code < 300:
@@ -70,7 +78,7 @@ def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Respo
                 scope=scope,
                 key=key,
                 endpoint=endpoint,
-                request_hash=request_hash,
+                request_hash=digest,
                 status_code=resp.status_code,
                 response_body=resp.get_data(),
             )
@@ -82,5 +90,5 @@ def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Respo
         winner = _find(session, scope, key)
         if winner is None:
             raise
-        return _replay(winner, endpoint, request_hash)
+        return _replay(winner, endpoint, digest)
     return resp

@@ -19,10 +19,18 @@ TZ = ZoneInfo("Asia/Shanghai")
 
 
 def quiz_sweep(session: Session, now: datetime) -> dict:
-    """Grade attempts past deadline + grace; finalise competitions whose window closed."""
-    from services.quiz import attempts, competitions
+    """Record accepted submits, grade attempts past deadline + grace, finalise
+    competitions whose window closed."""
+    from flask import current_app
 
+    from services.quiz import attempts, competitions, intake
+
+    recorded = 0
+    if intake.enabled(current_app):
+        ext = current_app.extensions["zhizhi"]
+        recorded = intake.drain_all(ext.db, ext.redis)
     return {
+        "submits_recorded": recorded,
         "closed": attempts.close_overdue(session, now),
         "finalized": competitions.finalize_due(session, now),
     }
@@ -73,7 +81,7 @@ register_periodic(
     "jobs.schedule:quiz_sweep",
     queue=MAINTENANCE,
     grace=300,
-    description="批改超时答卷，结算已结束的比武",
+    description="答卷落库，批改超时答卷，结算已结束的比武",
 )
 register_periodic(
     "permits_daily",

@@ -8,3 +8,24 @@ from core.api import ApiBlueprint
 bp = ApiBlueprint("quiz", __name__, tag="quiz", url_prefix="/quiz")
 
 from miniapp_api.quiz import learn, manage  # noqa: E402, F401  (routes register on bp)
+
+#: views that read results across workers (boards, statistics, portraits, finalising):
+#: every accepted submit is recorded first, not only the caller's own
+_ALL = {"leaderboard", "item_stats", "unit_portrait", "unit_picture", "finalize_competition", "adjust_points"}
+
+
+def _settle(ctx, ep) -> None:
+    """Write-behind submits (services.quiz.intake) are recorded before any other quiz
+    request reads or changes what they affect: one Redis round trip when none is pending."""
+    from services.quiz import intake
+
+    name = ep.view.__name__
+    if name == "submit_attempt":
+        return
+    if name in _ALL:
+        intake.settle(ctx.app)
+    elif ctx.actor is not None:
+        intake.settle(ctx.app, ctx.actor.person_id)
+
+
+bp.before_view = _settle

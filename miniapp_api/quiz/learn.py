@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from flask import Response
+
 from core.api import ANY, Ctx
 from miniapp_api.quiz import bp
 from miniapp_api.quiz import schemas as s
-from services.quiz import attempts, competitions, levels, points, portraits, practice
+from services.quiz import attempts, competitions, intake, levels, points, portraits, practice
 
 LEARNER = ("grid_worker", "trainer")
 
@@ -48,11 +50,16 @@ def save_answer(ctx: Ctx, attempt_id: int, position: int) -> dict:
     return attempts.save(ctx.session, ctx.me, attempt_id, position, ctx.body.choice, ctx.body.certainty)
 
 
-@bp.post("/attempts/<int:attempt_id>/submit", body=s.SubmitIn, roles=LEARNER, idempotent=True)
-def submit_attempt(ctx: Ctx, attempt_id: int) -> dict:
+@bp.post("/attempts/<int:attempt_id>/submit", body=s.SubmitIn, roles=LEARNER, idempotent="view")
+def submit_attempt(ctx: Ctx, attempt_id: int) -> Response:
     """整卷提交（只能提交一次；同一幂等键重试返回首次结果）"""
     answers = [a.model_dump() for a in ctx.body.answers]
-    return attempts.submit(ctx.session, ctx.me, attempt_id, answers)
+    if intake.enabled(ctx.app):
+        try:
+            return intake.submit(ctx, attempt_id, answers)
+        except intake.Unavailable:
+            pass  # Redis unreachable: the synchronous path below records it at once
+    return ctx.replayable(lambda: attempts.submit(ctx.session, ctx.me, attempt_id, answers))
 
 
 @bp.post("/competitions/<int:competition_id>/entry", roles=("grid_worker",), status=201)

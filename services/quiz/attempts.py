@@ -27,7 +27,7 @@ from models.quiz import (
     Question,
     QuestionVersion,
 )
-from services.quiz import bank, cache, grading, points
+from services.quiz import bank, cache, grading, intake, points
 from services.quiz.config import rules_at
 from services.quiz.papers import create_paper, draw, get_paper  # noqa: F401  (re-exported)
 
@@ -57,7 +57,10 @@ def start(
     for a in mine:
         if a.status == AttemptStatus.in_progress:
             if now <= a.deadline_at + timedelta(seconds=paper.grace_seconds):
+                intake.warm_after_commit(session, a)
                 return view(session, a, now)
+            if not _may_close(a):
+                raise Conflict("上次作答的提交正在记录，请稍后再试", code="attempt_being_recorded")
             close(session, a, now)
     if competition is None and sum(1 for a in mine if a.competition_id is None) >= paper.attempts_allowed:
         raise Conflict(f"本试卷最多可作答 {paper.attempts_allowed} 次", code="attempts_exhausted")
@@ -89,6 +92,7 @@ def start(
         )
     session.flush()
     session.expire(attempt, ["items"])
+    intake.warm_after_commit(session, attempt)
     return view(session, attempt, now)
 
 
@@ -182,10 +186,19 @@ def close_overdue(session: Session, now: datetime | None = None) -> int:
         select(Attempt).where(Attempt.status == AttemptStatus.in_progress, Attempt.deadline_at < now)
     ):
         paper = get_paper(session, attempt.paper_id)
-        if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds):
+        if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds) and _may_close(attempt):
             close(session, attempt, now)
             n += 1
     return n
+
+
+def _may_close(attempt: Attempt) -> bool:
+    """An overdue attempt may be closed unless a write-behind submit accepted in time is
+    still waiting to be recorded (services.quiz.intake); closing also refuses later ones."""
+    app = cache.app()
+    if not intake.enabled(app):
+        return True
+    return intake.claim_overdue(app.extensions["zhizhi"].redis, attempt.id)
 
 
 def _finish(
@@ -204,21 +217,15 @@ def _finish(
     for item in attempt.items:
         v = versions[item.version_id]
         keys = bank.answer_keys(v)
-        max_marks += 3.0 if paper.certainty_marking else len(keys)
+        max_marks += grading.max_marks(keys, paper.certainty_marking)
         flag_modified(item, "marks")  # same column set on every row lets the UPDATEs batch
-        if not item.response:
+        graded = grading.grade_item(
+            item.response, item.option_order, keys, item.certainty, paper.certainty_marking
+        )
+        if graded is None:
             item.correct, item.marks = False, 0.0
             continue
-        picked = [
-            "".join(sorted(order[ord(ch) - 65] for ch in resp))
-            for resp, order in zip(item.response, item.option_order, strict=True)
-        ]
-        frac, ok = grading.score_parts(picked, keys)
-        if paper.certainty_marking:
-            right, wrong = grading.CBM[item.certainty or 1]
-            item.marks = right if ok else wrong
-        else:
-            item.marks = frac * len(keys)
+        frac, ok, item.marks = graded
         item.correct = ok
         answered += 1
         correct += ok
@@ -325,14 +332,10 @@ def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
             "certainty": item.certainty,
         }
         if done:
-            relabel = [
-                "".join(sorted(chr(65 + order.index(k)) for k in key))
-                for key, order in zip(bank.answer_keys(v), item.option_order, strict=True)
-            ]
             entry["result"] = {
                 "correct": item.correct,
                 "marks": item.marks,
-                "correct_answer": relabel,
+                "correct_answer": grading.relabel(bank.answer_keys(v), item.option_order),
                 "explanation": v.explanation,
             }
         items.append(entry)

@@ -19,15 +19,20 @@ log = logging.getLogger(__name__)
 _KEY = "quiz_after_commit"
 
 
-def client() -> Any:
-    """The app's Redis (or in-process store); services never build their own."""
+def app() -> Any:
+    """The current Flask app (request, CLI or job context)."""
     from flask import current_app, has_app_context
 
     if has_app_context():
-        return current_app.extensions["zhizhi"].redis
+        return current_app._get_current_object()
     from jobs.context import get_app
 
-    return get_app().extensions["zhizhi"].redis
+    return get_app()
+
+
+def client() -> Any:
+    """The app's Redis (or in-process store); services never build their own."""
+    return app().extensions["zhizhi"].redis
 
 
 def after_commit(session: Session, fn: Callable[[Any], None]) -> None:

@@ -32,3 +32,35 @@ def score_parts(parts: list[str], answers: list[str]) -> tuple[float, bool]:
     """(fraction of parts right, all right)."""
     right = sum(1 for p, a in zip(parts, answers, strict=True) if p == a)
     return right / len(answers), right == len(answers)
+
+
+def grade_item(
+    response: list[str] | None,
+    order: list[list[str]],
+    keys: list[str],
+    certainty: int | None,
+    certainty_marking: bool,
+) -> tuple[float, bool, float] | None:
+    """Grade one attempt item: (fraction right, all right, marks), or None if unanswered.
+
+    ``response`` holds the displayed labels per part; ``order`` maps them back to the
+    original option keys the answer ``keys`` use."""
+    if not response:
+        return None
+    picked = [
+        "".join(sorted(o[ord(ch) - 65] for ch in resp)) for resp, o in zip(response, order, strict=True)
+    ]
+    frac, ok = score_parts(picked, keys)
+    if certainty_marking:
+        right, wrong = CBM[certainty or 1]
+        return frac, ok, right if ok else wrong
+    return frac, ok, frac * len(keys)
+
+
+def max_marks(keys: list[str], certainty_marking: bool) -> float:
+    return 3.0 if certainty_marking else float(len(keys))
+
+
+def relabel(keys: list[str], order: list[list[str]]) -> list[str]:
+    """Correct answers in the labels the worker saw (per part)."""
+    return ["".join(sorted(chr(65 + o.index(k)) for k in key)) for key, o in zip(keys, order, strict=True)]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from core.db import utcnow
 from models.quiz import PointEntry
-from services.quiz import attempts
+from services.quiz import attempts, intake
 from services.quiz.config import SHANGHAI
 from tests.helpers import Api, make_person, token_for
 from tests.services.quiz.factories import make_bank, org_tree
@@ -88,8 +88,9 @@ def test_same_attempt_submitted_twice_with_same_key_awards_once(db, env):
     assert again.headers.get("Idempotent-Replayed") == "true" and again.json == first.json
     other_key = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "sub-2"})
     assert other_key.status_code == 409 and other_key.json["error"]["code"] == "attempt_already_submitted"
-    assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
+    # The worker's next read records an accepted write-behind submit first.
     assert w.get("/quiz/me/points").json["data"]["balance"] == 5
+    assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
 
 
 def test_submission_after_deadline_and_grace_is_refused_over_the_api(db, env):
@@ -100,9 +101,13 @@ def test_submission_after_deadline_and_grace_is_refused_over_the_api(db, env):
     row.started_at -= timedelta(minutes=5)
     row.deadline_at = utcnow() - timedelta(seconds=6)
     db.flush()
+    # The attempt's sheet (deadline included) is cached in Redis when it starts; this test
+    # moves the deadline rather than the clock, so the cache has to forget the old one.
+    env["w"].client.application.extensions["zhizhi"].redis.delete(intake.state_key(aid))
     r = w.post(f"/quiz/attempts/{aid}/submit", {"answers": []})
     assert r.status_code == 409 and r.json["error"]["code"] == "attempt_deadline_passed"
     assert "截止" in r.json["error"]["message"]
+    assert w.get(f"/quiz/attempts/{aid}").json["data"]["status"] != "submitted"
 
 
 def _actor(db, person_id):

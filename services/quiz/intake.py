@@ -1,0 +1,396 @@
+"""Write-behind whole-attempt submit: one Redis round trip accepts, a drain records.
+
+With Redis configured (``REDIS_URL``, workers running), a submit reads the attempt's
+*sheet* (questions as shown, option orders, answer keys, deadlines: immutable once the
+attempt starts, cached in Redis) and grades in the process. One Lua script then checks
+the attempt is still open and on time, records the result and the Idempotency-Key, and
+appends the final answers to the ``quiz:submits`` stream, atomically. The response the
+worker gets is the graded attempt, exactly what ``GET /attempts/{id}`` shows once the
+entry is recorded.
+
+:func:`drain` moves stream entries into PostgreSQL (items, answer events, points,
+leaderboards — the same ``attempts._finish`` the synchronous path runs) and deletes them
+only after the commit; a periodic job runs it every minute and reads that must see a
+worker's own result run it first (:func:`settle`). An entry that cannot be recorded is
+moved to ``quiz:submits:dead`` and logged, never dropped.
+
+Without Redis (the embedded mode) or when Redis is unreachable, the submit runs the
+synchronous database path instead (``attempts.submit``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis as redis_lib
+from flask import Response
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from core.api import Ctx, envelope
+from core.db import utcnow
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.idempotency import request_hash
+from models.quiz import Attempt, AttemptItem, AttemptStatus, Question, QuestionVersion
+from services.quiz import bank, grading
+
+log = logging.getLogger(__name__)
+
+STREAM = "quiz:submits"
+DEAD = "quiz:submits:dead"
+STATE_TTL = 14 * 86400  # replays and the "already submitted" answer outlive the attempt
+
+
+class Unavailable(Exception):
+    """Redis could not be used: the caller takes the synchronous path."""
+
+
+def state_key(attempt_id: int) -> str:
+    return f"quiz:att:{attempt_id}"
+
+
+def pending_key(person_id: int) -> str:
+    return f"quiz:pending:{person_id}"
+
+
+def enabled(app: Any) -> bool:
+    return app.extensions["zhizhi"].settings.redis_url is not None
+
+
+# KEYS: state hash, stream, pending set. ARGV: now_ms, close_ms, key, request hash,
+# response body, attempt id, final answers json, at_ms, ttl, person id.
+_ACCEPT = """
+local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'resp')
+if st[1] == 'done' then
+  if ARGV[3] ~= '' and st[2] == ARGV[3] then
+    if st[3] == ARGV[4] then return {'replay', st[4]} end
+    return {'key_reused', ''}
+  end
+  return {'submitted', ''}
+end
+if st[1] == 'closed' then return {'closed', ''} end
+if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {'late', ''} end
+redis.call('HSET', KEYS[1], 'status', 'done', 'ikey', ARGV[3], 'rhash', ARGV[4], 'resp', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[9])
+redis.call('XADD', KEYS[2], '*', 'a', ARGV[6], 'p', ARGV[10], 'f', ARGV[7], 't', ARGV[8])
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
+return {'ok', ''}
+"""
+
+# Claim an overdue attempt for the sweep unless a submission is pending: 1 claimed, 0 not.
+_CLAIM = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'done' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'closed')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+# --- the sheet -----------------------------------------------------------------------
+
+
+def build_sheet(session: Session, attempt: Attempt) -> dict[str, Any]:
+    from services.quiz.papers import get_paper
+
+    paper = get_paper(session, attempt.paper_id)
+    items = list(attempt.items)
+    qids, vids = [i.question_id for i in items], [i.version_id for i in items]
+    qs = {q.id: q for q in session.scalars(select(Question).where(Question.id.in_(qids)))}
+    vs = {v.id: v for v in session.scalars(select(QuestionVersion).where(QuestionVersion.id.in_(vids)))}
+    return {
+        "id": attempt.id,
+        "person": attempt.person_id,
+        "paper": attempt.paper_id,
+        "comp": attempt.competition_id,
+        "started": attempt.started_at.isoformat(),
+        "deadline": attempt.deadline_at.isoformat(),
+        "close_ms": _ms(attempt.deadline_at + timedelta(seconds=paper.grace_seconds)),
+        "cbm": bool(paper.certainty_marking),
+        "items": [
+            {
+                "pos": i.position,
+                "order": i.option_order,
+                "keys": bank.answer_keys(vs[i.version_id]),
+                "q": bank.public_view(qs[i.question_id], vs[i.version_id], i.option_order),
+                "expl": vs[i.version_id].explanation,
+            }
+            for i in items
+        ],
+    }
+
+
+def cache_sheet(r: Any, session: Session, attempt: Attempt) -> dict[str, Any]:
+    sheet = build_sheet(session, attempt)
+    pipe = r.pipeline(transaction=False)
+    pipe.hsetnx(state_key(attempt.id), "sheet", json.dumps(sheet, ensure_ascii=False, separators=(",", ":")))
+    pipe.expire(state_key(attempt.id), STATE_TTL)
+    pipe.execute()
+    return sheet
+
+
+def warm_after_commit(session: Session, attempt: Attempt) -> None:
+    """Cache an open attempt's sheet once the attempt is committed (so the submit finds
+    it in Redis); a Redis error there is harmless, the submit builds it again."""
+    from services.quiz import cache
+
+    if not enabled(cache.app()):
+        return
+    sheet = json.dumps(build_sheet(session, attempt), ensure_ascii=False, separators=(",", ":"))
+    key = state_key(attempt.id)
+
+    def store(r: Any) -> None:
+        pipe = r.pipeline(transaction=False)
+        pipe.hsetnx(key, "sheet", sheet)
+        pipe.expire(key, STATE_TTL)
+        pipe.execute()
+
+    cache.after_commit(session, store)
+
+
+def _load(ctx: Ctx, r: Any, attempt_id: int) -> dict[str, Any]:
+    raw = r.hget(state_key(attempt_id), "sheet")
+    if raw is not None:
+        return json.loads(raw)
+    attempt = ctx.session.get(Attempt, attempt_id)
+    if attempt is None:
+        raise NotFound("作答记录不存在", code="attempt_not_found")
+    if attempt.person_id != ctx.me.person_id:
+        raise Forbidden("这不是您的作答", code="not_your_attempt")
+    if attempt.status != AttemptStatus.in_progress:
+        raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
+    return cache_sheet(r, ctx.session, attempt)
+
+
+# --- submit --------------------------------------------------------------------------
+
+
+def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response:
+    """Accept a whole-attempt submit write-behind (see module doc). Raises Unavailable
+    when Redis cannot be used before anything was accepted."""
+    r = ctx.app.extensions["zhizhi"].redis
+    now = utcnow()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # ranks compare in ms
+    try:
+        sheet = _load(ctx, r, attempt_id)
+    except redis_lib.ConnectionError as exc:
+        raise Unavailable from exc
+    if sheet["person"] != ctx.me.person_id:
+        raise Forbidden("这不是您的作答", code="not_your_attempt")
+    final = _final_answers(ctx, sheet, answers, now)
+    data = graded_view(sheet, final, now)
+    body = envelope(data).get_data(as_text=True)
+    key = ctx.idempotency_key or ""
+    script = r.register_script(_ACCEPT)
+    try:
+        verdict, stored = script(
+            keys=[state_key(attempt_id), STREAM, pending_key(sheet["person"])],
+            args=[
+                _ms(now),
+                sheet["close_ms"],
+                key,
+                request_hash() if key else "",
+                body,
+                attempt_id,
+                json.dumps({str(p): v for p, v in final.items()}, separators=(",", ":")),
+                _ms(now),
+                STATE_TTL,
+                sheet["person"],
+            ],
+        )
+    except redis_lib.ConnectionError as exc:
+        raise Unavailable from exc
+    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    if verdict == "ok":
+        return Response(body, status=200, mimetype="application/json")
+    if verdict == "replay":
+        resp = Response(stored, status=200, mimetype="application/json")
+        resp.headers["Idempotent-Replayed"] = "true"
+        return resp
+    if verdict == "key_reused":
+        raise Conflict(
+            "该幂等键已用于另一个请求，请换一个新的 Idempotency-Key",
+            code="idempotency_key_reused",
+            status=422,
+        )
+    if verdict == "submitted":
+        raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
+    raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
+
+
+def _final_answers(
+    ctx: Ctx, sheet: dict[str, Any], answers: list[dict[str, Any]], now: datetime
+) -> dict[int, list[Any]]:
+    """position -> [response parts, certainty] after applying ``answers`` over the answers
+    saved one by one (read from the database only when the submit does not cover every
+    question)."""
+    if datetime.fromtimestamp(sheet["close_ms"] / 1000, UTC) < now:
+        raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
+    by_pos = {it["pos"]: it for it in sheet["items"]}
+    given: dict[int, list[Any]] = {}
+    for a in answers:
+        item = by_pos.get(a["position"])
+        if item is None:
+            raise ValidationFailed(fields={"position": f"第 {a['position']} 题不存在"})
+        labels = [[chr(65 + n) for n in range(len(keys))] for keys in item["order"]]
+        certainty = a.get("certainty")
+        if certainty is not None and certainty not in grading.CBM:
+            raise ValidationFailed(fields={"certainty": "应为 1、2 或 3"})
+        given[a["position"]] = [grading.parse_choice(a["choice"], labels), certainty]
+    if len(given) < len(by_pos):
+        saved = ctx.session.execute(
+            select(AttemptItem.position, AttemptItem.response, AttemptItem.certainty).where(
+                AttemptItem.attempt_id == sheet["id"]
+            )
+        ).all()
+        for pos, response, certainty in saved:
+            if pos not in given and response:
+                given[pos] = [response, certainty]
+    return given
+
+
+def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> dict[str, Any]:
+    """The finished attempt as ``attempts.view`` shows it, computed from the sheet."""
+    deadline = datetime.fromisoformat(sheet["deadline"])
+    started = datetime.fromisoformat(sheet["started"])
+    marks = max_marks = 0.0
+    answered = correct = 0
+    items = []
+    for it in sheet["items"]:
+        response, certainty = final.get(it["pos"], [None, None])
+        max_marks += grading.max_marks(it["keys"], sheet["cbm"])
+        graded = grading.grade_item(response, it["order"], it["keys"], certainty, sheet["cbm"])
+        ok, item_marks = (False, 0.0) if graded is None else (graded[1], graded[2])
+        if graded is not None:
+            answered += 1
+            correct += ok
+            marks += item_marks
+        items.append(
+            {
+                "position": it["pos"],
+                "question": it["q"],
+                "response": response,
+                "certainty": certainty,
+                "result": {
+                    "correct": ok,
+                    "marks": item_marks,
+                    "correct_answer": grading.relabel(it["keys"], it["order"]),
+                    "explanation": it["expl"],
+                },
+            }
+        )
+    return {
+        "attempt_id": sheet["id"],
+        "paper_id": sheet["paper"],
+        "competition_id": sheet["comp"],
+        "status": str(AttemptStatus.submitted),
+        "started_at": sheet["started"],
+        "deadline_at": sheet["deadline"],
+        "server_now": now.isoformat(),
+        "seconds_left": max(0, int((deadline - now).total_seconds())),
+        "items": items,
+        "summary": {
+            "marks": marks,
+            "max_marks": max_marks,
+            "answered": answered,
+            "correct": correct,
+            "elapsed_ms": int((min(now, deadline) - started).total_seconds() * 1000),
+        },
+    }
+
+
+# --- recording -----------------------------------------------------------------------
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def drain(db: Any, r: Any, *, limit: int = 500) -> int:
+    """Record up to ``limit`` accepted submits (oldest first) in one transaction, then
+    delete them from the stream. Idempotent: an attempt already finished is skipped.
+    Returns how many entries left the stream."""
+    from services.quiz import attempts
+
+    entries = r.xrange(STREAM, count=limit)
+    if not entries:
+        return 0
+    parsed = []
+    for sid, raw in entries:
+        f = {_text(k): _text(v) for k, v in raw.items()}
+        parsed.append((sid, int(f["a"]), int(f["p"]), json.loads(f["f"]), int(f["t"])))
+    dead: list[tuple[Any, dict[str, str]]] = []
+    with db.session() as s:
+        stmt = select(Attempt).where(Attempt.id.in_({p[1] for p in parsed})).order_by(Attempt.id)
+        if s.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        found = {a.id: a for a in s.scalars(stmt)}
+        for sid, aid, _person, final, at_ms in parsed:
+            attempt = found.get(aid)
+            if attempt is None or attempt.status != AttemptStatus.in_progress:
+                continue  # recorded before (a replayed drain) or closed by an operator
+            at = datetime.fromtimestamp(at_ms / 1000, UTC)
+            try:
+                with s.begin_nested():
+                    for item in attempt.items:
+                        response, certainty = final.get(str(item.position), [None, None])
+                        item.response, item.certainty = response, certainty
+                        if response:
+                            item.saved_at = at
+                    attempts._finish(s, attempt, at, AttemptStatus.submitted)
+            except (OperationalError, InterfaceError):
+                raise  # the database went away: keep every entry for the next drain
+            except Exception as exc:  # noqa: BLE001 - one bad entry must not block the rest
+                log.error("quiz submit %s not recorded: %s", aid, type(exc).__name__)
+                s.expire(attempt)
+                fields = {"a": str(aid), "f": json.dumps(final), "t": str(at_ms), "e": type(exc).__name__}
+                dead.append((sid, fields))
+    pipe = r.pipeline(transaction=False)
+    for _sid, fields in dead:
+        pipe.xadd(DEAD, fields)
+    pipe.xdel(STREAM, *[p[0] for p in parsed])
+    for _sid, aid, person, _f, _t in parsed:
+        pipe.srem(pending_key(person), aid)
+    pipe.execute()
+    return len(parsed)
+
+
+def drain_all(db: Any, r: Any, *, max_rounds: int = 100) -> int:
+    """Drain until the stream is empty (bounded), one drainer at a time."""
+    moved = 0
+    with r.lock("quiz:drain:lock", timeout=120, blocking_timeout=30):
+        for _ in range(max_rounds):
+            n = drain(db, r)
+            moved += n
+            if n == 0:
+                break
+    return moved
+
+
+def settle(app: Any, person_id: int | None = None) -> None:
+    """Before a read that must be exact: record pending submits (this person's, or all).
+    Costs one Redis round trip when nothing is pending; a Redis outage skips it."""
+    if not enabled(app):
+        return
+    ext = app.extensions["zhizhi"]
+    try:
+        pending = ext.redis.scard(pending_key(person_id)) if person_id else ext.redis.xlen(STREAM)
+        if pending:
+            drain_all(ext.db, ext.redis)
+    except redis_lib.ConnectionError:
+        return
+
+
+def claim_overdue(r: Any, attempt_id: int) -> bool:
+    """The sweep may close this attempt (no accepted submit is waiting to be recorded);
+    later submits are refused. Without Redis there is nothing to wait for."""
+    return bool(r.register_script(_CLAIM)(keys=[state_key(attempt_id)], args=[STATE_TTL]))
