@@ -18,6 +18,7 @@ from bench.harness import Row, bench_database, gunicorn, print_table, save
 #: module name, in the order they run
 BENCHES = [
     "bench.bench_api",
+    "bench.bench_quiz",
     "bench.bench_gate",
     "bench.bench_bot",
     "bench.bench_permits",

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,3 +151,61 @@ def save(rows: list[Row], label: str = "bench") -> Path:
     payload = [{**asdict(r), "ratio": r.ratio} for r in rows]
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2))
     return path
+
+
+@dataclass
+class Paired:
+    ratios: list[float]
+    rps: list[float]
+    bare_rps: list[float]
+    latencies_ms: list[float]
+
+    @property
+    def ratio(self) -> float:
+        import statistics
+
+        return statistics.median(self.ratios)
+
+    @property
+    def median_rps(self) -> float:
+        import statistics
+
+        return statistics.median(self.rps)
+
+    def pct(self, p: float) -> float:
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(p / 100 * len(data)))] if data else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"median of {len(self.ratios)} interleaved rounds; ratios "
+            + " ".join(f"{x:.2f}" for x in self.ratios)
+            + f"; p50 {self.pct(50):.1f} ms, p99 {self.pct(99):.1f} ms"
+        )
+
+
+def paired(
+    bare_port: int,
+    bare_request: bytes,
+    port: int,
+    rounds: list[list[bytes]],
+    *,
+    connections: int = 16,
+    check: Callable[[int, bytes], None] | None = None,
+) -> Paired:
+    """Alternate a round against the bare baseline with a round of the product (one
+    list of distinct requests per round), so load from elsewhere on the machine hits
+    both alike; the ratio reported is the median of the per-round ratios."""
+    from bench import loadgen
+
+    out = Paired([], [], [], [])
+    for chunk in rounds:
+        bare = loadgen.run(bare_port, lambda n: bare_request, requests=len(chunk), connections=connections)
+        res = loadgen.run(
+            port, lambda n, c=chunk: c[n], requests=len(chunk), connections=connections, check=check
+        )
+        out.ratios.append(res.rps / bare.rps)
+        out.rps.append(res.rps)
+        out.bare_rps.append(bare.rps)
+        out.latencies_ms.extend(res.latencies_ms)
+    return out

@@ -137,7 +137,9 @@ class ApiBlueprint(Blueprint):
 
 
 def envelope(data: Any, status: int = 200) -> Response:
-    body = json.dumps({"ok": True, "data": to_jsonable(data)}, ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(
+        {"ok": True, "data": data}, ensure_ascii=False, separators=(",", ":"), default=_json_default
+    )
     return Response(body, status=status, mimetype="application/json")
 
 
@@ -151,14 +153,11 @@ def error_response(exc: DomainError) -> Response:
     return resp
 
 
-def to_jsonable(data: Any) -> Any:
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
-    if isinstance(data, list | tuple):
-        return [to_jsonable(x) for x in data]
-    if isinstance(data, dict):
-        return {k: to_jsonable(v) for k, v in data.items()}
-    return data
+def _json_default(value: Any) -> Any:
+    """Only what the json module cannot encode reaches here (no walk over every value)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _parse_json_body(model: type[BaseModel]) -> Any:

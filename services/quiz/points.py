@@ -229,16 +229,23 @@ def rebuild(session: Session, r: Any) -> int:
     return len(rows)
 
 
+# One round trip: nil when the sets are not built, else {balance, workers above, size}.
+_STANDING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local total = math.floor(tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0'))
+return {total, redis.call('ZCOUNT', KEYS[2], '(' .. total, '+inf'), redis.call('ZCARD', KEYS[2])}
+"""
+
+
 def standing(session: Session, person_id: int, scope: str | int = "all") -> dict[str, Any]:
     """Balance and rank (1 + number of workers with more points) in ``scope``."""
     r = cache.client()
     try:
-        if not r.exists(READY):
+        got = r.register_script(_STANDING)(keys=[READY, zkey(scope)], args=[person_id])
+        if got is None:
             rebuild(session, r)
-        score = r.zscore(zkey(scope), person_id)
-        total = int(score or 0)
-        above = r.zcount(zkey(scope), f"({total}", "+inf")
-        size = r.zcard(zkey(scope))
+            got = r.register_script(_STANDING)(keys=[READY, zkey(scope)], args=[person_id])
+        total, above, size = (int(x) for x in got)
         return {"balance": total, "rank": above + 1, "of": max(size, above + 1), "scope": str(scope)}
     except redis.RedisError:
         return standing_sql(session, person_id, scope)
