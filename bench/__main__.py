@@ -23,6 +23,7 @@ BENCHES = [
     "bench.bench_bot",
     "bench.bench_permits",
     "bench.bench_credential_sweep",
+    "bench.bench_certificates",
 ]
 
 

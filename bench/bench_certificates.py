@@ -100,6 +100,54 @@ def through_rq(app, env: dict, n: int, doc: str, start: int, extra: tuple = ()) 
     return n / _span(app, ids), n / wall
 
 
+def run(database_url: str, baselines: dict) -> list:
+    """``make bench``: permit PDFs and pass cards through one RQ worker (no fork per job)
+    against the same jobs run in-process (the target: rq >= 80 % of in-process for PDFs)."""
+    from bench.harness import Row, app_env
+
+    n = int(os.environ.get("BENCH_CERTIFICATES", "150"))
+    tmp = tempfile.mkdtemp(prefix="zz-bench-")
+    env = {
+        **app_env(database_url, INSTANCE_PATH=tmp, JOB_MODULES="tests.jobs.certificates"),
+        "PYTHONPATH": str(ROOT),
+    }
+    from core.app import create_app
+    from jobs.context import set_app
+
+    app = create_app({k: env[k] for k in ("ZHIZHI_ENV", "DATABASE_URL", "INSTANCE_PATH", "QUEUE_PREFIX")})
+    set_app(app)
+    import tests.jobs.certificates as certs
+
+    rows = []
+    with app.app_context():
+        from services import keys
+
+        with app.extensions["zhizhi"].db.session() as s:
+            keys.signing_ring(s, certs.SCOPE, app.extensions["zhizhi"].settings.signing_kek)
+        certs._warm_renderers()
+        start = 10_000_000
+        kinds = (("permit", "permit PDF (A4)", 0.80), ("card", "pass card PNG + PDF", None))
+        for doc, label, target in kinds:
+            base = in_process(app, n, doc, start)
+            busy, wall = through_rq(app, env, n, doc, start + n, ("--worker-class", "simple"))
+            start += 2 * n
+            rows.append(
+                Row(
+                    f"certificates: {label} via RQ",
+                    busy,
+                    "/s",
+                    "in-process",
+                    base,
+                    target=f">= {target:.2f}" if target else "",
+                    met=(busy / base >= target) if target else None,
+                    note=f"{n} jobs, one worker (--worker-class simple), first claim to last done; "
+                    f"with worker start-up {wall:.1f}/s",
+                )
+            )
+    app.extensions["zhizhi"].db.dispose()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200)

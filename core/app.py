@@ -220,6 +220,9 @@ def create_app(overrides: dict[str, str] | None = None, settings: Settings | Non
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    from core.auth import install_invalidation
+
+    install_invalidation()
     app.session_interface = _BearerOnlySessions()
     pii.configure(settings.data_keys, settings.data_key_version, settings.index_key)
     ext = Zhizhi(app, settings)

@@ -2,24 +2,30 @@
 
 Tokens are random strings; only their SHA-256 is stored. A validated token is cached in
 the process for ``AUTH_CACHE_SECONDS`` (default 5 s) so hot paths such as gate scans do
-not pay a database round trip per request; logout clears the local entry at once and
-other processes within that bound.
+not pay a round trip per request, and in Redis for up to ``SHARED_TTL`` seconds so that a
+process that has not seen the token pays one GET instead of three SQL queries. Logout and
+any change to a person's role grants delete the Redis entries at once (after commit) and
+the local entry in this process; other processes follow within ``AUTH_CACHE_SECONDS``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import redis as redis_lib
+from flask import current_app, has_app_context
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, object_session
 
 from core.db import utcnow
 from core.errors import Forbidden, Unauthenticated
@@ -126,6 +132,120 @@ class _TokenCache:
 token_cache = _TokenCache()
 
 
+SHARED_TTL = 300
+log = logging.getLogger(__name__)
+
+
+def _shared() -> Any:
+    return current_app.extensions["zhizhi"].redis if has_app_context() else None
+
+
+def _encode(actor: Actor, expires_at: datetime) -> str:
+    grants = [[g.role, g.org_unit_id, g.org_path, g.department] for g in actor.grants]
+    return json.dumps(
+        {"p": actor.person_id, "n": actor.name, "o": actor.org_unit_id, "t": actor.token_id, "g": grants,
+         "e": expires_at.timestamp()},
+        ensure_ascii=False, separators=(",", ":"),
+    )  # fmt: skip
+
+
+def _decode(raw: bytes | str) -> tuple[Actor, datetime]:
+    d = json.loads(raw)
+    grants = tuple(Grant(role, unit, path, dept) for role, unit, path, dept in d["g"])
+    return Actor(d["p"], d["n"], grants, d["o"], d["t"]), datetime.fromtimestamp(d["e"], UTC)
+
+
+def _shared_get(key: str) -> tuple[Actor, datetime] | None:
+    r = _shared()
+    if r is None:
+        return None
+    try:
+        raw = r.get(f"auth:t:{key}")
+    except redis_lib.RedisError:
+        return None
+    return _decode(raw) if raw else None
+
+
+def _shared_put(key: str, actor: Actor, expires_at: datetime) -> None:
+    r = _shared()
+    ttl = min(SHARED_TTL, int((expires_at - utcnow()).total_seconds()))
+    if r is None or ttl <= 0:
+        return
+    try:
+        pipe = r.pipeline(transaction=False)
+        pipe.set(f"auth:t:{key}", _encode(actor, expires_at), ex=ttl)
+        pipe.sadd(f"auth:p:{actor.person_id}", key)
+        pipe.expire(f"auth:p:{actor.person_id}", SHARED_TTL)
+        pipe.execute()
+    except redis_lib.RedisError as exc:
+        log.warning("shared token cache not filled: %s", type(exc).__name__)
+
+
+def forget_person(person_id: int) -> None:
+    """Drop every cached token of ``person_id`` (roles or status changed)."""
+    r = _shared()
+    if r is None:
+        return
+    try:
+        keys = [k.decode() if isinstance(k, bytes) else k for k in r.smembers(f"auth:p:{person_id}")]
+        for k in keys:
+            token_cache.drop(k)
+        r.delete(f"auth:p:{person_id}", *[f"auth:t:{k}" for k in keys])
+    except redis_lib.RedisError as exc:
+        log.warning("shared token cache not cleared: %s", type(exc).__name__)
+
+
+def forget_token(token_hash: str) -> None:
+    token_cache.drop(token_hash)
+    r = _shared()
+    if r is None:
+        return
+    try:
+        r.delete(f"auth:t:{token_hash}")
+    except redis_lib.RedisError as exc:
+        log.warning("shared token cache not cleared: %s", type(exc).__name__)
+
+
+def install_invalidation() -> None:
+    """Forget a person's cached tokens after a commit that changed their grants or their
+    account (idempotent; called by create_app)."""
+    from models.identity import Person, RoleGrant
+
+    if getattr(install_invalidation, "done", False):
+        return
+    install_invalidation.done = True  # type: ignore[attr-defined]
+
+    def touched(_mapper: Any, _connection: Any, target: Any) -> None:
+        session = object_session(target)
+        if session is not None:
+            pid = target.person_id if isinstance(target, RoleGrant) else target.id
+            session.info.setdefault("auth_touched", set()).add(pid)
+
+    for model in (RoleGrant, Person):
+        for kind in ("after_update", "after_delete"):
+            event.listen(model, kind, touched)
+    event.listen(RoleGrant, "after_insert", touched)
+
+    @event.listens_for(Session, "after_commit")
+    def _after_commit(session: Session) -> None:
+        for pid in session.info.pop("auth_touched", None) or ():
+            forget_person(pid)
+        for token_hash in session.info.pop("auth_forget", None) or ():
+            forget_token(token_hash)
+
+    @event.listens_for(Session, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("auth_touched", None)
+        session.info.pop("auth_forget", None)
+
+
+def forget_token_after_commit(session: Session, token_hash: str) -> None:
+    """Logout: the token leaves this process's cache now and the shared cache once the
+    revocation is committed (so no other request can put it back in between)."""
+    token_cache.drop(token_hash)
+    session.info.setdefault("auth_forget", set()).add(token_hash)
+
+
 def load_actor(session: Session, person_id: int, token_id: int | None = None) -> Actor:
     from models.identity import OrgUnit, Person, RoleGrant
 
@@ -159,6 +279,10 @@ def authenticate_token(
     cached = token_cache.get(key)
     if cached is not None:
         return cached
+    shared = _shared_get(key)
+    if shared is not None and shared[1] > utcnow():
+        token_cache.put(key, shared[0], cache_seconds, shared[1])
+        return shared[0]
     if callable(session):
         session = session()
     row = session.scalar(select(AuthToken).where(AuthToken.token_hash == key))
@@ -169,6 +293,7 @@ def authenticate_token(
         raise Unauthenticated("登录已过期，请重新登录", code="token_expired")
     actor = load_actor(session, row.person_id, row.id)
     token_cache.put(key, actor, cache_seconds, row.expires_at)
+    _shared_put(key, actor, row.expires_at)
     return actor
 
 

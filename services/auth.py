@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, hash_token, new_token, token_cache
+from core.auth import Actor, forget_token_after_commit, hash_token, new_token
 from core.db import utcnow
 from core.errors import DomainError, Forbidden, NotFound, RateLimited, Unauthenticated, UpstreamError
 from models.identity import (
@@ -113,7 +113,7 @@ def logout(session: Session, actor: Actor) -> None:
     row = session.get(AuthToken, actor.token_id)
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
-        token_cache.drop(row.token_hash)
+        forget_token_after_commit(session, row.token_hash)
         session.flush()
 
 

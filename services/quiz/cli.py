@@ -60,14 +60,16 @@ def import_file(file: Path, dry_run: bool, fmt: str | None, topics: tuple[str, .
 
 @quiz_cli.command("sweep")
 def sweep() -> None:
-    """Grade overdue attempts and finalise ended competitions (cron: every minute)."""
-    from services.quiz import attempts, competitions
+    """Record accepted submits, grade overdue attempts and finalise ended competitions
+    (cron: every minute; the scheduler's quiz_sweep row does the same)."""
+    from services.quiz import attempts, competitions, intake
 
     ext = current_app.extensions["zhizhi"]
+    recorded = intake.drain_all(ext.db, ext.redis) if intake.enabled(current_app) else 0
     with ext.db.session() as s:
         closed = attempts.close_overdue(s)
         done = competitions.finalize_due(s)
-    click.echo(f"closed {closed} attempts, finalised competitions {done}")
+    click.echo(f"recorded {recorded} submits, closed {closed} attempts, finalised competitions {done}")
 
 
 @quiz_cli.command("rebuild-cache")

@@ -24,5 +24,7 @@ def test_previous_quarter_in_shanghai_time() -> None:
     assert previous_quarter(datetime(2025, 12, 31, 20, tzinfo=UTC)) == "2025Q4"
 
 
-def test_quiz_sweep_row_runs_on_an_empty_database(db) -> None:
-    assert quiz_sweep(db, datetime(2026, 11, 28, 1, 0, tzinfo=UTC)) == {"closed": 0, "finalized": []}
+def test_quiz_sweep_row_runs_on_an_empty_database(app, db) -> None:
+    with app.app_context():  # as the scheduler runs it
+        got = quiz_sweep(db, datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    assert got == {"submits_recorded": 0, "closed": 0, "finalized": []}

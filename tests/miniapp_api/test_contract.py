@@ -187,3 +187,39 @@ def test_unknown_user_and_wrong_password_look_the_same(client, db) -> None:
     r = Api(client).post("/auth/password", json={"username": "nobody", "password": "x"})
     assert r.status_code == 401
     assert r.json["error"] == {"code": "invalid_credentials", "message": "用户名或密码错误"}
+
+
+def test_logout_reaches_a_process_that_only_has_the_shared_cache(client, db, worker) -> None:
+    from core.auth import token_cache
+
+    api = Api(client, token_for(db, worker))
+    assert api.get("/auth/me").status_code == 200  # cached here and in the shared store
+    assert api.post("/auth/logout").status_code == 200
+    token_cache.clear()  # another process: nothing local, the shared store decides
+    assert api.get("/auth/me").status_code == 401
+
+
+def test_a_new_role_grant_is_seen_at_once_through_the_shared_cache(client, db, worker) -> None:
+    from sqlalchemy import event
+
+    from core.auth import token_cache
+    from models.identity import RoleGrant
+
+    api = Api(client, token_for(db, worker))
+    assert "trainer" not in api.get("/auth/me").json["data"]["roles"]
+    token_cache.clear()
+    statements: list[str] = []
+    engine = client.application.extensions["zhizhi"].db.engine
+    listen = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        me = api.get("/auth/me")
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert me.status_code == 200
+    assert not any("auth_tokens" in s for s in statements)  # the token came from the shared cache
+    with client.application.app_context():  # as every request, job and command runs
+        db.add(RoleGrant(person_id=worker.id, role="trainer", org_unit_id=worker.org_unit_id))
+        db.commit()
+    token_cache.clear()
+    assert "trainer" in api.get("/auth/me").json["data"]["roles"]
