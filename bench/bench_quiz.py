@@ -145,7 +145,7 @@ def _ok(status: int, body: bytes) -> None:
 
 def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
     from core.app import create_app
-    from services.quiz import intake
+    from services.quiz import recording
 
     env = app_env(database_url)
     app = create_app(env)
@@ -175,7 +175,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
         sub = paired(bare_port, bare_req, port, rounds, check=_ok)
         t0 = time.perf_counter()
         with app.app_context():
-            recorded = intake.drain_all(ext.db, ext.redis, max_rounds=1000)
+            recorded = recording.drain_all(ext.db, ext.redis, budget=600)
         drain_s = time.perf_counter() - t0
         # Steady state: the workers' tokens are in the servers' caches (AUTH_CACHE_SECONDS),
         # as they are for a worker who keeps using the app; the drain above outlasts them.

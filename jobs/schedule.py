@@ -23,12 +23,12 @@ def quiz_sweep(session: Session, now: datetime) -> dict:
     competitions whose window closed."""
     from flask import current_app
 
-    from services.quiz import attempts, competitions, intake
+    from services.quiz import attempts, competitions, intake, recording
 
     recorded = 0
     if intake.enabled(current_app):
         ext = current_app.extensions["zhizhi"]
-        recorded = intake.drain_all(ext.db, ext.redis)
+        recorded = recording.drain_all(ext.db, ext.redis)
     return {
         "submits_recorded": recorded,
         "closed": attempts.close_overdue(session, now),

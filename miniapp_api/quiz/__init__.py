@@ -17,15 +17,15 @@ _ALL = {"leaderboard", "item_stats", "unit_portrait", "unit_picture", "finalize_
 def _settle(ctx, ep) -> None:
     """Write-behind submits (services.quiz.intake) are recorded before any other quiz
     request reads or changes what they affect: one Redis round trip when none is pending."""
-    from services.quiz import intake
+    from services.quiz import recording
 
     name = ep.view.__name__
     if name == "submit_attempt":
         return
     if name in _ALL:
-        intake.settle(ctx.app)
+        recording.settle(ctx.app)
     elif ctx.actor is not None:
-        intake.settle(ctx.app, ctx.actor.person_id)
+        recording.settle(ctx.app, ctx.actor.person_id)
 
 
 bp.before_view = _settle

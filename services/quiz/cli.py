@@ -62,10 +62,10 @@ def import_file(file: Path, dry_run: bool, fmt: str | None, topics: tuple[str, .
 def sweep() -> None:
     """Record accepted submits, grade overdue attempts and finalise ended competitions
     (cron: every minute; the scheduler's quiz_sweep row does the same)."""
-    from services.quiz import attempts, competitions, intake
+    from services.quiz import attempts, competitions, intake, recording
 
     ext = current_app.extensions["zhizhi"]
-    recorded = intake.drain_all(ext.db, ext.redis) if intake.enabled(current_app) else 0
+    recorded = recording.drain_all(ext.db, ext.redis) if intake.enabled(current_app) else 0
     with ext.db.session() as s:
         closed = attempts.close_overdue(s)
         done = competitions.finalize_due(s)

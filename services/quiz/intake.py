@@ -8,11 +8,10 @@ appends the final answers to the ``quiz:submits`` stream, atomically. The respon
 worker gets is the graded attempt, exactly what ``GET /attempts/{id}`` shows once the
 entry is recorded.
 
-:func:`drain` moves stream entries into PostgreSQL (items, answer events, points,
-leaderboards — the same ``attempts._finish`` the synchronous path runs) and deletes them
-only after the commit; a periodic job runs it every minute and reads that must see a
-worker's own result run it first (:func:`settle`). An entry that cannot be recorded is
-moved to ``quiz:submits:dead`` and logged, never dropped.
+:mod:`services.quiz.recording` moves stream entries into PostgreSQL (items, answer
+events, points, leaderboards — the same ``attempts._finish`` the synchronous path runs)
+and deletes them only after the commit; a periodic job drains the stream every minute,
+and a read that must see a worker's own result records that worker's entries first.
 
 Without Redis (the embedded mode) or when Redis is unreachable, the submit runs the
 synchronous database path instead (``attempts.submit``).
@@ -28,7 +27,6 @@ from typing import Any
 import redis as redis_lib
 from flask import Response
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.api import Ctx, envelope
@@ -61,7 +59,7 @@ def enabled(app: Any) -> bool:
     return app.extensions["zhizhi"].settings.redis_url is not None
 
 
-# KEYS: state hash, stream, pending set. ARGV: now_ms, close_ms, key, request hash,
+# KEYS: state hash, stream, pending hash (attempt id -> stream id). ARGV: now_ms, close_ms, key, request hash,
 # response body, attempt id, final answers json, at_ms, ttl, person id.
 _ACCEPT = """
 local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'resp')
@@ -76,8 +74,8 @@ if st[1] == 'closed' then return {'closed', ''} end
 if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {'late', ''} end
 redis.call('HSET', KEYS[1], 'status', 'done', 'ikey', ARGV[3], 'rhash', ARGV[4], 'resp', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[9])
-redis.call('XADD', KEYS[2], '*', 'a', ARGV[6], 'p', ARGV[10], 'f', ARGV[7], 't', ARGV[8])
-redis.call('SADD', KEYS[3], ARGV[6])
+local sid = redis.call('XADD', KEYS[2], '*', 'a', ARGV[6], 'p', ARGV[10], 'f', ARGV[7], 't', ARGV[8])
+redis.call('HSET', KEYS[3], ARGV[6], sid)
 redis.call('EXPIRE', KEYS[3], ARGV[9])
 return {'ok', ''}
 """
@@ -306,88 +304,6 @@ def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetim
             "elapsed_ms": int((min(now, deadline) - started).total_seconds() * 1000),
         },
     }
-
-
-# --- recording -----------------------------------------------------------------------
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def drain(db: Any, r: Any, *, limit: int = 500) -> int:
-    """Record up to ``limit`` accepted submits (oldest first) in one transaction, then
-    delete them from the stream. Idempotent: an attempt already finished is skipped.
-    Returns how many entries left the stream."""
-    from services.quiz import attempts
-
-    entries = r.xrange(STREAM, count=limit)
-    if not entries:
-        return 0
-    parsed = []
-    for sid, raw in entries:
-        f = {_text(k): _text(v) for k, v in raw.items()}
-        parsed.append((sid, int(f["a"]), int(f["p"]), json.loads(f["f"]), int(f["t"])))
-    dead: list[tuple[Any, dict[str, str]]] = []
-    with db.session() as s:
-        stmt = select(Attempt).where(Attempt.id.in_({p[1] for p in parsed})).order_by(Attempt.id)
-        if s.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        found = {a.id: a for a in s.scalars(stmt)}
-        for sid, aid, _person, final, at_ms in parsed:
-            attempt = found.get(aid)
-            if attempt is None or attempt.status != AttemptStatus.in_progress:
-                continue  # recorded before (a replayed drain) or closed by an operator
-            at = datetime.fromtimestamp(at_ms / 1000, UTC)
-            try:
-                with s.begin_nested():
-                    for item in attempt.items:
-                        response, certainty = final.get(str(item.position), [None, None])
-                        item.response, item.certainty = response, certainty
-                        if response:
-                            item.saved_at = at
-                    attempts._finish(s, attempt, at, AttemptStatus.submitted)
-            except (OperationalError, InterfaceError):
-                raise  # the database went away: keep every entry for the next drain
-            except Exception as exc:  # noqa: BLE001 - one bad entry must not block the rest
-                log.error("quiz submit %s not recorded: %s", aid, type(exc).__name__)
-                s.expire(attempt)
-                fields = {"a": str(aid), "f": json.dumps(final), "t": str(at_ms), "e": type(exc).__name__}
-                dead.append((sid, fields))
-    pipe = r.pipeline(transaction=False)
-    for _sid, fields in dead:
-        pipe.xadd(DEAD, fields)
-    pipe.xdel(STREAM, *[p[0] for p in parsed])
-    for _sid, aid, person, _f, _t in parsed:
-        pipe.srem(pending_key(person), aid)
-    pipe.execute()
-    return len(parsed)
-
-
-def drain_all(db: Any, r: Any, *, max_rounds: int = 100) -> int:
-    """Drain until the stream is empty (bounded), one drainer at a time."""
-    moved = 0
-    with r.lock("quiz:drain:lock", timeout=120, blocking_timeout=30):
-        for _ in range(max_rounds):
-            n = drain(db, r)
-            moved += n
-            if n == 0:
-                break
-    return moved
-
-
-def settle(app: Any, person_id: int | None = None) -> None:
-    """Before a read that must be exact: record pending submits (this person's, or all).
-    Costs one Redis round trip when nothing is pending; a Redis outage skips it."""
-    if not enabled(app):
-        return
-    ext = app.extensions["zhizhi"]
-    try:
-        pending = ext.redis.scard(pending_key(person_id)) if person_id else ext.redis.xlen(STREAM)
-        if pending:
-            drain_all(ext.db, ext.redis)
-    except redis_lib.ConnectionError:
-        return
 
 
 def claim_overdue(r: Any, attempt_id: int) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from models.quiz import Attempt, AttemptStatus, PointEntry
-from services.quiz import attempts, intake
+from services.quiz import attempts, intake, recording
 from tests.helpers import Api, make_person, token_for
 from tests.services.quiz.factories import make_bank, org_tree
 from tests.services.quiz.test_attempts import correct_labels
@@ -140,14 +140,14 @@ def test_connection_dropped_mid_recording_keeps_the_submit_and_the_next_drain_re
 
     monkeypatch.setattr(attempts, "_finish", finish_after_the_connection_dies)
     with pytest.raises(OperationalError):
-        intake.drain(ext.db, ext.redis)
+        recording.drain(ext.db, ext.redis)
     assert dropped and ext.redis.xlen(intake.STREAM) == 1  # kept for the next drain
     s.expire_all()
     assert s.get(Attempt, aid).status == AttemptStatus.in_progress
     assert s.scalar(select(func.count()).select_from(PointEntry)) == 0
 
-    assert intake.drain(ext.db, ext.redis) == 1
-    assert intake.drain(ext.db, ext.redis) == 0
+    assert recording.drain(ext.db, ext.redis) == 1
+    assert recording.drain(ext.db, ext.redis) == 0
     s.expire_all()
     assert s.get(Attempt, aid).status == AttemptStatus.submitted
     assert s.scalar(select(func.count()).select_from(PointEntry)) == 1

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from core.db import utcnow
 from models.quiz import AnswerEvent, Attempt, AttemptStatus, PointEntry
-from services.quiz import intake, leaderboard
+from services.quiz import intake, leaderboard, recording
 from tests.helpers import Api, make_person, token_for
 from tests.miniapp_api import test_quiz_api
 from tests.services.quiz.test_attempts import correct_labels
@@ -63,9 +63,9 @@ def test_a_drain_run_twice_records_once_and_saves_are_refused_after_submit(db, e
     assert w.post(f"/quiz/attempts/{aid}/submit", body).status_code == 200
     ext = _ext(env)
     entries = ext.redis.xrange(intake.STREAM)
-    assert intake.drain(ext.db, ext.redis) == 1
+    assert recording.drain(ext.db, ext.redis) == 1
     ext.redis.xadd(intake.STREAM, entries[0][1])  # as if the delete after commit had been lost
-    assert intake.drain(ext.db, ext.redis) == 1
+    assert recording.drain(ext.db, ext.redis) == 1
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
     assert db.scalar(select(func.count()).select_from(AnswerEvent)) == len(body["answers"])
@@ -107,7 +107,7 @@ def test_the_sweep_waits_for_an_accepted_submit_and_then_refuses_late_ones(db, e
     with w.client.application.app_context():
         assert attempts.close_overdue(db, later) == 0  # pending: not closed as expired
         db.commit()
-        assert intake.drain(ext.db, ext.redis) == 1
+        assert recording.drain(ext.db, ext.redis) == 1
         db.expire_all()
         assert db.get(Attempt, aid).status == AttemptStatus.submitted
         aid2 = w.post(f"/quiz/papers/{new_paper(env, title='二', duration_seconds=60)}/attempts").json[
@@ -159,3 +159,25 @@ def test_competition_board_from_redis_equals_sql_after_write_behind_submits(db, 
     )
     assert len(expected) == len(workers)
     assert [row["person_id"] for row in board["items"]] == expected
+
+
+def test_a_workers_read_records_only_their_own_pending_submit(db, env):
+    w = env["w"]
+    other = make_person(db, "grid_worker", org=env["tree"]["grid"], name="郑网格")
+    db.commit()
+    o = Api(w.client, token_for(db, other))
+    db.commit()
+    pid = new_paper(env)
+    first = o.post(f"/quiz/papers/{pid}/attempts").json["data"]["attempt_id"]
+    mine = w.post(f"/quiz/papers/{pid}/attempts").json["data"]["attempt_id"]
+    db.commit()
+    assert o.post(f"/quiz/attempts/{first}/submit", {"answers": correct_labels(db, first)}).status_code == 200
+    assert w.post(f"/quiz/attempts/{mine}/submit", {"answers": correct_labels(db, mine)}).status_code == 200
+    ext = _ext(env)
+    assert ext.redis.xlen(intake.STREAM) == 2
+    assert w.get("/quiz/me/points").json["data"]["balance"] == 5  # mine, found by its stream id
+    assert ext.redis.xlen(intake.STREAM) == 1  # the other worker's waits for the drain
+    db.expire_all()
+    assert db.get(Attempt, first).status == AttemptStatus.in_progress
+    assert db.get(Attempt, mine).status == AttemptStatus.submitted
+    assert recording.drain(ext.db, ext.redis) == 1
