@@ -202,16 +202,26 @@ def _may_close(attempt: Attempt) -> bool:
 
 
 def _finish(
-    session: Session, attempt: Attempt, at: datetime, status: AttemptStatus, paper: Paper | None = None
+    session: Session,
+    attempt: Attempt,
+    at: datetime,
+    status: AttemptStatus,
+    paper: Paper | None = None,
+    versions: dict[int, QuestionVersion] | None = None,
 ) -> None:
+    """Grade and close ``attempt``; ``paper`` and ``versions`` may be passed preloaded
+    (the write-behind recording does, for a whole batch)."""
     paper = paper or get_paper(session, attempt.paper_id)
-    with session.no_autoflush:  # one UPDATE per item (batched), not one for save and one for grade
-        versions = {
-            v.id: v
-            for v in session.scalars(
-                select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
-            )
-        }
+    if versions is None:
+        with session.no_autoflush:  # one UPDATE per item (batched), not one for save and one for grade
+            versions = {
+                v.id: v
+                for v in session.scalars(
+                    select(QuestionVersion).where(
+                        QuestionVersion.id.in_([i.version_id for i in attempt.items])
+                    )
+                )
+            }
     marks = max_marks = 0.0
     answered = correct = 0
     for item in attempt.items:

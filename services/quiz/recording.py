@@ -20,7 +20,7 @@ import redis as redis_lib
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from models.quiz import Attempt, AttemptStatus
+from models.quiz import Attempt, AttemptStatus, Paper, QuestionVersion
 from services.quiz.intake import DEAD, STREAM, enabled, pending_key
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,28 @@ def record(db: Any, r: Any, entries: list) -> int:
         if s.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         found = {a.id: a for a in s.scalars(stmt)}
+        # Papers and question versions of the whole batch in two queries, not two per entry.
+        papers = {
+            p.id: p
+            for p in s.scalars(select(Paper).where(Paper.id.in_({a.paper_id for a in found.values()})))
+        }
+        vids = {i.version_id for a in found.values() for i in a.items}
+        versions = {v.id: v for v in s.scalars(select(QuestionVersion).where(QuestionVersion.id.in_(vids)))}
         for _sid, aid, _person, final, at_ms in parsed:
             attempt = found.get(aid)
             if attempt is None or attempt.status != AttemptStatus.in_progress:
                 continue  # recorded before (a replayed drain) or closed by an operator
             at = datetime.fromtimestamp(at_ms / 1000, UTC)
             try:
-                with s.begin_nested():
+                with s.begin_nested(), s.no_autoflush:
                     for item in attempt.items:
                         response, certainty = final.get(str(item.position), [None, None])
                         item.response, item.certainty = response, certainty
                         if response:
                             item.saved_at = at
-                    attempts._finish(s, attempt, at, AttemptStatus.submitted)
+                    attempts._finish(
+                        s, attempt, at, AttemptStatus.submitted, papers[attempt.paper_id], versions
+                    )
             except (OperationalError, InterfaceError):
                 raise  # the database went away: keep every entry for the next drain
             except Exception as exc:  # noqa: BLE001 - one bad entry must not block the rest
