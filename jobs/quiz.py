@@ -1,5 +1,7 @@
-"""Quiz jobs: portrait pictures (radar per worker, heatmap per org unit) and the sweeps
-that close overdue attempts and finalise ended competitions.
+"""Quiz jobs: portrait pictures (radar per worker, heatmap per org unit), the sweeps
+that close overdue attempts and finalise ended competitions, and the batches of the
+periodic reminders and quarterly levels (services.quiz.notices / levels) with the
+notification kinds they send.
 
 Pictures are rendered with matplotlib (Agg) to the file store; the CJK face comes from
 jobs.render.fonts when available, else labels fall back to topic numbers (T1..T8) with
@@ -14,8 +16,37 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from jobs.queues import CERTIFICATES, MAINTENANCE
+from jobs.push.kinds import PushKind, register_kind
+from jobs.queues import CERTIFICATES, DEFAULT, MAINTENANCE
 from jobs.registry import PermanentError, job
+
+PRACTICE_REMINDER = register_kind(
+    PushKind(
+        kind="quiz.practice_reminder",
+        title="每日一练提醒",
+        text=(
+            "您{day}的每日一练还有 {remaining} 道题未完成，"
+            "答对每题得 {per_correct} 分（每日上限 {cap} 分），快来练一练吧。"
+        ),
+        page="pages/quiz/practice",
+    )
+)
+COMPETITION_NOTICE = register_kind(
+    PushKind(
+        kind="quiz.competition_notice",
+        title="比武开赛提醒",
+        text="【月度比武】《{title}》{starts}，{ends}截止，每人限参加一次，请提前安排好时间。",
+        page="pages/quiz/competitions",
+    )
+)
+LEVEL_CHANGED = register_kind(
+    PushKind(
+        kind="quiz.level_changed",
+        title="星级评定结果",
+        text="{quarter}星级评定：您的星级由 {old} 星{change} {new} 星。{hint}",
+        page="pages/quiz/level",
+    )
+)
 
 
 def _cjk_path() -> str | None:
@@ -167,3 +198,36 @@ def sweep(session: Session, item: Any) -> dict:
     from services.quiz import attempts, competitions
 
     return {"closed": attempts.close_overdue(session), "finalized": competitions.finalize_due(session)}
+
+
+@job("quiz.practice_reminders", queue=MAINTENANCE, timeout=600)
+def practice_reminders(session: Session, item: Any) -> dict:
+    """One batch of the 08:30 daily-practice reminder (see services.quiz.notices)."""
+    from datetime import date
+
+    from core.db import utcnow
+    from services.quiz import notices
+
+    p = item.payload
+    return notices.remind_practice(session, p["ids"], date.fromisoformat(p["day"]), utcnow())
+
+
+@job("quiz.competition_notices", queue=MAINTENANCE, timeout=600)
+def competition_notices(session: Session, item: Any) -> dict:
+    """One batch of a competition notice stage (1 day / 30 minutes before the window)."""
+    from core.db import utcnow
+    from services.quiz import notices
+
+    p = item.payload
+    return notices.notify_competition(session, p["competition_id"], p["minutes"], p["ids"], utcnow())
+
+
+@job("quiz.level_snapshots", queue=DEFAULT, timeout=600)
+def level_snapshots(session: Session, item: Any) -> dict:
+    """One batch of the quarterly level assessment (see services.quiz.levels)."""
+    from datetime import datetime
+
+    from services.quiz import levels
+
+    p = item.payload
+    return levels.snapshot_workers(session, p["quarter"], datetime.fromisoformat(p["at"]), p["ids"])

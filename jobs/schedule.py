@@ -36,6 +36,27 @@ def quiz_sweep(session: Session, now: datetime) -> dict:
     }
 
 
+def quiz_practice_reminder(session: Session, now: datetime) -> dict:
+    """08:30: remind grid workers who have not finished today's daily practice."""
+    from services.quiz import notices
+
+    return notices.practice_reminders(session, now)
+
+
+def quiz_competition_notices(session: Session, now: datetime) -> dict:
+    """Every 5 minutes: notices 1 day and 30 minutes before a competition window opens."""
+    from services.quiz import notices
+
+    return notices.competition_notices(session, now)
+
+
+def quiz_levels(session: Session, now: datetime) -> dict:
+    """Quarterly worker levels for the quarter that just ended, assessed at the slot."""
+    from services.quiz import levels
+
+    return levels.snapshot_quarter(session, previous_quarter(now), now)
+
+
 def permits_daily(session: Session, now: datetime) -> dict:
     """Expiry reminders (30/7/1 days), blocking at expiry, overdue waybills, risk models."""
     from services.permits import periodic
@@ -82,6 +103,30 @@ register_periodic(
     queue=MAINTENANCE,
     grace=300,
     description="答卷落库，批改超时答卷，结算已结束的比武",
+)
+register_periodic(
+    "quiz_practice_reminder",
+    "30 8 * * *",
+    "jobs.schedule:quiz_practice_reminder",
+    queue=MAINTENANCE,
+    grace=3 * 3600,
+    description="每日一练提醒（今日未完成的网格员）",
+)
+register_periodic(
+    "quiz_competition_notices",
+    "*/5 * * * *",
+    "jobs.schedule:quiz_competition_notices",
+    queue=MAINTENANCE,
+    grace=300,
+    description="比武开赛前 1 天、30 分钟通知参赛范围内的网格员",
+)
+register_periodic(
+    "quiz_levels",
+    "0 3 1 1,4,7,10 *",
+    "jobs.schedule:quiz_levels",
+    queue=DEFAULT,
+    grace=7 * 24 * 3600,
+    description="网格员季度星级评定，星级变化时通知本人",
 )
 register_periodic(
     "permits_daily",

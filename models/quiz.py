@@ -201,6 +201,8 @@ class Paper(Base):
 
 class Competition(Base):
     __tablename__ = "quiz_competitions"
+    # the due-notice sweep (scheduled, starting soon); the finalise sweep uses the prefix
+    __table_args__ = (Index("ix_quiz_competitions_status_starts", "status", "starts_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -213,6 +215,8 @@ class Competition(Base):
         str_enum(CompetitionStatus, "quiz_competition_status"), default=CompetitionStatus.scheduled
     )
     finalized_at: Mapped[datetime | None] = mapped_column()
+    # the nearest notice stage already queued (minutes before start: 1440, then 30)
+    notified_minutes: Mapped[int | None] = mapped_column()
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -293,5 +297,22 @@ class WorkerLevel(Base):
 
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     level: Mapped[int] = mapped_column(default=1)
+    rules_version: Mapped[str] = mapped_column(String(32))
+    computed_at: Mapped[datetime] = mapped_column()
+
+
+class LevelSnapshot(Base):
+    """A worker's level as assessed for a quarter (``2026Q1``): one row per worker and
+    quarter, so the quarterly run is idempotent and workers can see their history."""
+
+    __tablename__ = "quiz_level_snapshots"
+    __table_args__ = (UniqueConstraint("person_id", "quarter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    quarter: Mapped[str] = mapped_column(String(8))
+    level: Mapped[int] = mapped_column()
+    previous_level: Mapped[int] = mapped_column()
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     rules_version: Mapped[str] = mapped_column(String(32))
     computed_at: Mapped[datetime] = mapped_column()

@@ -61,6 +61,7 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/quiz/me/rank": QUIZ_LEARNER,
     "GET /api/v1/quiz/me/points/history": QUIZ_LEARNER,
     "GET /api/v1/quiz/me/level": QUIZ_LEARNER,
+    "GET /api/v1/quiz/me/level/history": QUIZ_LEARNER,
     "GET /api/v1/quiz/levels/thresholds": ALL,
     "GET /api/v1/quiz/portraits/workers/<int:person_id>": QUIZ_LEARNER,
     "POST /api/v1/quiz/portraits/workers/<int:person_id>/picture": QUIZ_LEARNER,

@@ -101,6 +101,12 @@ def my_level(ctx: Ctx) -> dict:
     return levels.assess(ctx.session, ctx.me.person_id, store=False)
 
 
+@bp.get("/me/level/history", roles=LEARNER)
+def my_level_history(ctx: Ctx) -> dict:
+    """我的季度星级评定记录（最新在前）"""
+    return levels.history(ctx.session, ctx.me.person_id)
+
+
 @bp.get("/levels/thresholds", roles=ANY)
 def level_thresholds(ctx: Ctx) -> dict:
     """星级标准（公开）"""

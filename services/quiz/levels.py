@@ -1,19 +1,41 @@
 """Star levels 1–5: a level needs both the engagement floor (points in the last 90 days)
 and the competence floor (overall mastery, or a competition finish within a top
-fraction), so farming points alone cannot raise a level. Thresholds live in config.py."""
+fraction), so farming points alone cannot raise a level. Thresholds live in config.py.
+
+Recomputed on demand (``assess``) and quarterly: ``snapshot_quarter`` (the periodic row)
+queues batches of workers without a snapshot for the quarter; ``snapshot_workers`` (the
+batch job) assesses each at the row's slot time, stores the level (``WorkerLevel``, the
+competition bracket) and a ``LevelSnapshot`` per worker and quarter, and notifies the
+workers whose level changed (dedup key ``level:{person}:{quarter}``). Running a quarter
+twice changes and sends nothing.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from models.quiz import Attempt, AttemptStatus, Competition, CompetitionStatus, PointEntry, WorkerLevel
-from services.quiz import ability
+from models.identity import Person
+from models.quiz import (
+    Attempt,
+    AttemptStatus,
+    Competition,
+    CompetitionStatus,
+    LevelSnapshot,
+    PointEntry,
+    WorkerLevel,
+)
+from services.quiz import ability, roster
 from services.quiz.config import rules_at
+
+LEVEL_KIND = "quiz.level_changed"
+SNAPSHOT_JOB = "quiz.level_snapshots"
+SNAPSHOT_BATCH = 200
 
 
 def current_level(session: Session, person_id: int) -> int:
@@ -120,4 +142,109 @@ def thresholds(now: datetime | None = None) -> dict[str, Any]:
             {"level": r.level, "points_90d": r.points_90d, "ability": r.ability, "percentile": r.percentile}
             for r in rules.levels
         ],
+    }
+
+
+def quarter_label(quarter: str) -> str:
+    """``2026Q1`` -> ``2026年第1季度``."""
+    year, _, q = quarter.partition("Q")
+    return f"{year}年第{q}季度"
+
+
+def snapshot_quarter(session: Session, quarter: str, at: datetime) -> dict[str, Any]:
+    """The quarterly row: queue assessment batches (as of ``at``) for every active grid
+    worker without a snapshot for ``quarter``. Flushes."""
+    missing = ~exists().where(LevelSnapshot.person_id == Person.id, LevelSnapshot.quarter == quarter)
+    queued = roster.fan_out(
+        session,
+        SNAPSHOT_JOB,
+        {"quarter": quarter, "at": at.isoformat()},
+        roster.worker_batches(session, where=[missing], batch=SNAPSHOT_BATCH),
+        f"quiz-levels:{quarter}",
+    )
+    return {"quarter": quarter, "batches": queued}
+
+
+def previous_level(session: Session, person_id: int, quarter: str) -> int:
+    """The level before ``quarter``: the latest earlier snapshot, else the stored level."""
+    last = session.scalar(
+        select(LevelSnapshot.level)
+        .where(LevelSnapshot.person_id == person_id, LevelSnapshot.quarter < quarter)
+        .order_by(LevelSnapshot.quarter.desc())
+        .limit(1)
+    )
+    return last if last is not None else current_level(session, person_id)
+
+
+def snapshot_workers(session: Session, quarter: str, at: datetime, person_ids: list[int]) -> dict[str, Any]:
+    """One batch: assess, store and snapshot each worker not yet snapshotted for the
+    quarter; notify the ones whose level changed. Flushes."""
+    from services.notify import notify
+
+    done = set(
+        session.scalars(
+            select(LevelSnapshot.person_id).where(
+                LevelSnapshot.quarter == quarter, LevelSnapshot.person_id.in_(person_ids)
+            )
+        )
+    )
+    assessed, changed = 0, []
+    for pid in person_ids:
+        if pid in done:
+            continue
+        before = previous_level(session, pid, quarter)
+        try:
+            with session.begin_nested():
+                res = assess(session, pid, at, store=True)
+                session.add(
+                    LevelSnapshot(
+                        person_id=pid,
+                        quarter=quarter,
+                        level=res["level"],
+                        previous_level=before,
+                        evidence=res["evidence"],
+                        rules_version=res["rules_version"],
+                        computed_at=at,
+                    )
+                )
+        except IntegrityError:
+            continue  # an overlapping batch snapshotted this worker first
+        assessed += 1
+        if res["level"] != before:
+            up = res["level"] > before
+            data = {
+                "quarter": quarter_label(quarter),
+                "old": before,
+                "new": res["level"],
+                "change": "提升为" if up else "调整为",
+                "hint": "继续保持！" if up else "可在“我的星级”查看各星级的积分和掌握度要求。",
+            }
+            notify(session, pid, LEVEL_KIND, data, f"level:{pid}:{quarter}")
+            changed.append(pid)
+    return {"quarter": quarter, "assessed": assessed, "changed": changed}
+
+
+def history(session: Session, person_id: int, limit: int = 40) -> dict[str, Any]:
+    """The worker's quarterly levels, newest first."""
+    rows = session.scalars(
+        select(LevelSnapshot)
+        .where(LevelSnapshot.person_id == person_id)
+        .order_by(LevelSnapshot.quarter.desc())
+        .limit(limit)
+    )
+    return {
+        "items": [
+            {
+                "quarter": r.quarter,
+                "label": quarter_label(r.quarter),
+                "level": r.level,
+                "stars": "★" * r.level,
+                "previous_level": r.previous_level,
+                "changed": r.level != r.previous_level,
+                "evidence": r.evidence,
+                "rules_version": r.rules_version,
+                "computed_at": r.computed_at.isoformat(),
+            }
+            for r in rows
+        ]
     }
