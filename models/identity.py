@@ -106,7 +106,11 @@ class Identity(Base):
 
 class RoleGrant(Base):
     __tablename__ = "role_grants"
-    __table_args__ = (UniqueConstraint("person_id", "role", "org_unit_id", "department"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "role", "org_unit_id", "department"),
+        # "every grid worker" (reminders, levels, notices) in time proportional to them
+        Index("ix_role_grants_role_person", "role", "person_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
