@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from core.db import utcnow
 from core.errors import Unavailable
 from models.permits.applications import Permit, PermitStatus
-from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance, Waybill, WaybillStatus
+from models.permits.ledger import EventKind, StockBalance, Waybill, WaybillStatus
 from services.permits import hotstate, hotsync, ledger, waybills
 from services.permits.hotstate import milli
 
@@ -144,16 +144,35 @@ def ack(hot, ids: list) -> None:
         hot.redis.xdel(hot.keys.stream, *ids)
 
 
+_FILED = text(
+    "SELECT e.enterprise_id, e.idempotency_key, e.id, e.kind, e.chemical_id, e.quantity, e.waybill_id "
+    "FROM permit_ledger_events e "
+    "JOIN unnest(CAST(:ents AS integer[]), CAST(:keys AS varchar[])) AS k(ent, key) "
+    "ON e.enterprise_id = k.ent AND e.idempotency_key = k.key"
+)
+# One statement with an array per column (fast to send whatever the batch size); the
+# unique (enterprise, key) and the primary key make a second filing a no-op.
+_INSERT = text(
+    "INSERT INTO permit_ledger_events (id, enterprise_id, site_id, chemical_id, kind, quantity, unit, "
+    "occurred_at, actor_id, waybill_id, idempotency_key, balance_after, variance, status, created_at) "
+    "SELECT i, e, s, c, k, q, u, o, a, w, y, b, v, 'filed', t FROM unnest("
+    "CAST(:id AS integer[]), CAST(:ent AS integer[]), CAST(:site AS integer[]), CAST(:chem AS integer[]), "
+    "CAST(:kind AS varchar[]), CAST(:qty AS numeric[]), CAST(:unit AS varchar[]), "
+    "CAST(:occurred AS timestamptz[]), CAST(:actor AS integer[]), CAST(:wb AS integer[]), "
+    "CAST(:key AS varchar[]), CAST(:bal AS numeric[]), CAST(:var AS numeric[]), "
+    "CAST(:created AS timestamptz[])) AS r(i, e, s, c, k, q, u, o, a, w, y, b, v, t) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
 def _fresh(session: Session, entries: list[Entry], heal: set[str]) -> list[Entry]:
     """Entries not filed yet. A key already filed under another id (filed on the database
     path while Redis was unreachable, or a retry after the fast path's replay window):
     the same event is not filed twice; a different event is filed under a derived key."""
-    t = LedgerEvent
+    pairs = list({(e.ent, e.key) for e in entries})
     rows = session.execute(
-        select(
-            t.enterprise_id, t.idempotency_key, t.id, t.kind, t.chemical_id, t.quantity, t.waybill_id
-        ).where(tuple_(t.enterprise_id, t.idempotency_key).in_(list({(e.ent, e.key) for e in entries})))
-    ).all()
+        _FILED, {"ents": [p[0] for p in pairs], "keys": [p[1] for p in pairs]}
+    ).all()  # one statement with two array parameters, whatever the batch size
     known: dict = {(r.enterprise_id, r.idempotency_key): r for r in rows}
     fresh = []
     for e in entries:
@@ -227,19 +246,15 @@ def _books(session: Session, fresh: list[Entry], heal: set[str]) -> None:
 
 
 def _insert(session: Session, fresh: list[Entry]) -> None:
-    t = LedgerEvent.__table__
-    rows = [
-        {
-            "id": e.id, "enterprise_id": e.ent, "site_id": e.site, "chemical_id": e.chem,
-            "kind": EventKind(e.kind), "quantity": e.qty, "unit": e.unit, "occurred_at": e.occurred,
-            "actor_id": e.actor, "waybill_id": e.wb, "idempotency_key": e.key,
-            "balance_after": e.balance, "variance": e.variance, "status": EventStatus.filed,
-            "created_at": e.created,
-        }
-        for e in fresh
-    ]  # fmt: skip
-    stmt = pg_insert(t).values(rows).on_conflict_do_nothing().returning(t.c.id)
-    filed = set(session.connection().execute(stmt).scalars())
+    cols = {
+        "id": [e.id for e in fresh], "ent": [e.ent for e in fresh], "site": [e.site for e in fresh],
+        "chem": [e.chem for e in fresh], "kind": [e.kind for e in fresh], "qty": [e.qty for e in fresh],
+        "unit": [e.unit for e in fresh], "occurred": [e.occurred for e in fresh],
+        "actor": [e.actor for e in fresh], "wb": [e.wb for e in fresh], "key": [e.key for e in fresh],
+        "bal": [e.balance for e in fresh], "var": [e.variance for e in fresh],
+        "created": [e.created for e in fresh],
+    }  # fmt: skip
+    filed = set(session.execute(_INSERT, cols).scalars())
     if filed != {e.id for e in fresh}:
         # Only a concurrent database-path filing of the same key gets here: retry the batch.
         raise RuntimeError("ledger drain: keys filed concurrently; the batch is retried")
