@@ -1,5 +1,6 @@
-"""Process caches of the ledger hot path: memberships, enterprises, sites, the catalogue
-(valid while Redis ``ver`` is unchanged) and waybill parties (never change)."""
+"""What the ledger hot path caches: in the process, memberships, enterprises, sites and the
+catalogue (valid while Redis ``ver`` is unchanged) and waybill parties (never change);
+in Redis, books, permits and waybill steps, read from the database by ``read_fields``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.permits.applications import Permit, PermitStatus
 from models.permits.catalogue import Chemical
 from models.permits.enterprises import Enterprise, Member, MemberStatus, Site
-from models.permits.ledger import Waybill
+from models.permits.ledger import StockBalance, Waybill, WaybillStatus
+from services.permits.hotstate import milli
 
+LETTER = {WaybillStatus.open: "o", WaybillStatus.mismatch: "m", WaybillStatus.closed: "c"}
 DB = Callable[[], AbstractContextManager[Session]]  # a short unit of work (Database.session)
 
 
@@ -50,6 +54,7 @@ class Caches:
             self.gen += 1
             self.version = version
             self._maps = {"roles": {}, "ents": {}, "sites": {}, "chems": {}}
+            self.waybills = {}
 
     def _get(self, name: str, key, load: Callable[[], object]):
         maps = self._maps
@@ -104,7 +109,7 @@ class Caches:
     def waybill(self, db: DB, waybill_id: int) -> WaybillInfo | None:
         info = self.waybills.get(waybill_id)
         if info is None:
-            w = Waybill
+            gen, w = self.gen, Waybill
             cols = (
                 w.seller_id,
                 w.buyer_id,
@@ -117,7 +122,36 @@ class Caches:
                 row = s.execute(select(*cols).where(w.id == waybill_id)).first()
             if row is None:
                 return None  # not cached: the waybill may be created later
-            if len(self.waybills) > 50_000:
-                self.waybills.clear()
-            info = self.waybills[waybill_id] = WaybillInfo(*row)
+            info = WaybillInfo(*row)
+            with self._lock:
+                if self.gen == gen:  # not loaded before a reset
+                    if len(self.waybills) > 50_000:
+                        self.waybills = {}
+                    self.waybills[waybill_id] = info
         return info
+
+
+def read_fields(session: Session, missing: list[str]) -> dict[str, str]:
+    """Database values of the Redis fields the filing script found missing."""
+    out = {}
+    for f in missing:
+        rest = f[1:]
+        if f[0] == "b":
+            e, s, c = (int(x) for x in rest.split(":"))
+            t = StockBalance
+            where = (t.enterprise_id == e, t.site_id == s, t.chemical_id == c)
+            q = session.scalar(select(t.quantity).where(*where))
+            out[f] = str(milli(q or 0))
+        elif f[0] == "p":
+            stmt = select(Permit.remaining, Permit.status).where(Permit.id == int(rest))
+            row = session.execute(stmt).first()
+            valid = row is not None and row.status == PermitStatus.valid
+            out[f] = ("" if valid else "x") + str(milli(row.remaining if row else 0))
+        else:
+            w = Waybill
+            row = session.execute(
+                select(w.status, w.shipped, w.departed, w.arrived, w.received).where(w.id == int(rest))
+            ).first()
+            flags = "" if row is None else "".join("0" if v is None else "1" for v in row[1:])
+            out[f] = "c0000" if row is None else LETTER[row[0]] + flags
+    return out

@@ -4,7 +4,8 @@ Keys share the hash tag ``{db<oid>}`` (one cluster slot, one database; see ``Key
 One stream keeps one global order, so a seller's ship is drained before the buyer's
 receive that followed it.
 
-``ver``  version of the process caches (memberships, sites, catalogue, enterprises)
+``ver``  version of the process caches (memberships, sites, catalogue, enterprises,
+         waybill parties); first set from the clock, so an emptied Redis resets them too
 ``inv``  invalidation counter: a load from the database is kept only if none happened meanwhile
 ``bal``  hash ``<enterprise>:<site>:<chemical>`` -> book stock in thousandths (integer)
 ``rem``  hash ``<permit>`` -> remaining in thousandths, prefixed ``x`` when the permit is not valid
@@ -87,7 +88,12 @@ def record(fp: str, event_id: int, site_id, balance, variance, occurred_iso: str
 #       (thousandths), 8 waybill, 9 step (0 = party mismatch), 10 purchase permit,
 #       11 transport permit, 12 occurred_at, 13 site, 14.. stream fields
 FILE_LUA = """
-local ver = redis.call('GET', KEYS[1]) or '0'
+local ver = redis.call('GET', KEYS[1])
+if not ver then
+  local t = redis.call('TIME')
+  ver = string.format('%d%06d', t[1], t[2])
+  redis.call('SET', KEYS[1], ver)
+end
 if ver ~= ARGV[1] then return {'stale', ver} end
 local prior = redis.call('GET', KEYS[2])
 if prior then

@@ -23,12 +23,13 @@ from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.errors import Unavailable
 from models.permits.applications import Permit, PermitStatus
-from models.permits.ledger import EventKind, StockBalance, Waybill, WaybillStatus
+from models.permits.ledger import EventKind, StockBalance, Waybill
 from services.permits import hotstate, hotsync, ledger, waybills
 from services.permits.hotstate import milli
 
@@ -37,7 +38,6 @@ log = logging.getLogger("zhizhi.permits")
 BATCH = 500
 LOCK_KEY = 0x7A7A_6C65  # pg_advisory_xact_lock: one drain (or counter load) at a time
 DEAD_AFTER = 3  # failures of a lone entry before it moves to the dead-letter stream
-LETTER = {WaybillStatus.open: "o", WaybillStatus.mismatch: "m", WaybillStatus.closed: "c"}
 SIGN = {"produce": 1, "receive": 1, "ship": -1, "consume": -1, "destroy": -1}
 
 
@@ -281,32 +281,6 @@ def _step(session: Session, e: Entry, wb: Waybill, permits: dict, heal: set[str]
     waybills.check_agreement(session, wb, e.created)
 
 
-def read_fields(session: Session, missing: list[str]) -> dict[str, str]:
-    """Database values of the Redis fields the filing script found missing."""
-    out = {}
-    for f in missing:
-        rest = f[1:]
-        if f[0] == "b":
-            e, s, c = (int(x) for x in rest.split(":"))
-            t = StockBalance
-            where = (t.enterprise_id == e, t.site_id == s, t.chemical_id == c)
-            q = session.scalar(select(t.quantity).where(*where))
-            out[f] = str(milli(q or 0))
-        elif f[0] == "p":
-            stmt = select(Permit.remaining, Permit.status).where(Permit.id == int(rest))
-            row = session.execute(stmt).first()
-            valid = row is not None and row.status == PermitStatus.valid
-            out[f] = ("" if valid else "x") + str(milli(row.remaining if row else 0))
-        else:
-            w = Waybill
-            row = session.execute(
-                select(w.status, w.shipped, w.departed, w.arrived, w.received).where(w.id == int(rest))
-            ).first()
-            flags = "" if row is None else "".join("0" if v is None else "1" for v in row[1:])
-            out[f] = "c0000" if row is None else LETTER[row[0]] + flags
-    return out
-
-
 # --- settling ---------------------------------------------------------------------
 
 
@@ -363,8 +337,9 @@ def before_read(app) -> int:
 
 
 def flush(app, *, batch: int = BATCH) -> int:
-    """The periodic flush: settle the stream; an entry that fails on its own
-    ``DEAD_AFTER`` times moves to the dead-letter stream (kept, logged) so the rest flows."""
+    """The periodic flush: settle the stream. An entry that the database refuses on its own
+    (not an outage: a constraint, a bad value) ``DEAD_AFTER`` times moves to the
+    dead-letter stream (kept in Redis, logged as an error) so the rest keeps flowing."""
     hot = hotsync.for_app(app)
     if hot is None:
         return 0
@@ -377,13 +352,20 @@ def flush(app, *, batch: int = BATCH) -> int:
         log.exception("ledger drain failed; retrying the oldest entry alone")
     try:
         return _drain_upto(hot, last[0][0], 1)
-    except Exception as exc:  # noqa: BLE001 - whatever it is, the entry is kept and reported
+    except (OperationalError, *hotstate.REDIS_DOWN):
+        log.exception("ledger drain failed (database or Redis unavailable); entries kept for the next run")
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a permanent failure: the entry is kept and reported
         first = hot.redis.xrange(hot.keys.stream, count=1)
-        if first and hot.redis.incr(f"{hot.keys.tag}fail:{_s(first[0][0])}") >= DEAD_AFTER:
+        fails = f"{hot.keys.tag}fail:{_s(first[0][0])}" if first else ""
+        if first and hot.redis.incr(fails) >= DEAD_AFTER:
             sid, fields = first[0]
             pipe = hot.redis.pipeline(transaction=True)
             pipe.xadd(hot.keys.dead, {**fields, "error": repr(exc)[:500], "sid": sid})
             pipe.xdel(hot.keys.stream, sid)
+            pipe.delete(fails)
             pipe.execute()
             log.error("ledger entry %s moved to the dead-letter stream %s: %r", _s(sid), hot.keys.dead, exc)
+        elif first:
+            hot.redis.expire(fails, 24 * 3600)
         return 0

@@ -27,7 +27,7 @@ from core.db import utcnow
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unavailable, ValidationFailed
 from models.permits.applications import Permit
 from services.permits import catalogue, hotstate
-from services.permits.hotcache import Caches
+from services.permits.hotcache import Caches, read_fields
 from services.permits.hotstate import milli, qty_text
 from services.permits.ledger import ROLES
 from services.permits.waybills import STEP_FIELD, STEP_NAMES
@@ -218,7 +218,7 @@ class HotLedger:
             log.exception("ledger drain failed before loading hot-path state")
             raise Unavailable("台账同步中，请使用同一幂等键重试") from None
         with self.db.session() as s:
-            values = ledger_drain.read_fields(s, missing)
+            values = read_fields(s, missing)
         hotstate.store_loaded(self.redis, self.keys, inv, values)
 
     def _refill(self) -> None:

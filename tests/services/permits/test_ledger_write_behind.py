@@ -308,3 +308,60 @@ def test_an_idempotency_key_header_replays_the_stored_answer(client, db, world, 
     assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_data() == first.get_data()
     assert ledger_drain.settle(hot) == 1 and _events(db) == 1
+
+
+def test_an_entry_the_database_refuses_moves_to_the_dead_letter_stream_and_the_rest_flows(
+    app, client, db, world, hot, caplog
+):
+    api = _api(client, db, world.seller_mgr)
+    path = f"/permits/enterprises/{world.seller.id}/events"
+    api.post(path, _body(world, "ok-1"))
+    first_id = hot.redis.xrange(hot.keys.stream)[0][1][b"i"]
+    bad = {k: v for k, v in hot.redis.xrange(hot.keys.stream)[0][1].items()}
+    bad.update({b"e": b"2147483000", b"y": b"poison", b"i": str(int(first_id) + 10**6).encode()})
+    hot.redis.xadd(hot.keys.stream, bad)  # refers to no enterprise: a foreign-key violation
+    api.post(path, _body(world, "ok-2"))
+    for _ in range(ledger_drain.DEAD_AFTER):
+        ledger_drain.flush(app)
+    assert hot.redis.xlen(hot.keys.dead) == 1 and "dead-letter" in caplog.text
+    assert ledger_drain.flush(app) == 1  # the event behind it
+    keys = set(db.scalars(select(LedgerEvent.idempotency_key)))
+    assert keys == {"ok-1", "ok-2"} and _pending(hot) == 0
+
+
+def test_concurrent_hot_shipments_cannot_overdraw_the_purchase_permit(app, committed_db, kek, hot):
+    import threading
+
+    s = committed_db
+    world = build_world(s, kek)
+    ledger.file_event(
+        s, actor(s, world.seller_mgr), world.seller.id, kind="produce", chemical_id=world.toluene.id,
+        quantity=Decimal("5000"), unit="kg", idempotency_key="stock",
+    )  # fmt: skip
+    pp = purchase(s, world, quantity=Decimal("1000"))
+    _a, tp = transport(s, world, pp, quantity=Decimal("1000"))
+    eta = NOW + timedelta(hours=4)
+    bills = [
+        waybills.create(s, actor(s, world.seller_mgr), tp.id, quantity=Decimal("600"), eta=eta).id
+        for _ in "ab"
+    ]
+    token = token_for(s, world.seller_mgr)
+    s.commit()
+    barrier, outcomes = threading.Barrier(2), []
+
+    def ship(wb_id: int) -> None:
+        api = Api(app.test_client(), token)
+        barrier.wait()
+        body = _body(world, f"ship-{wb_id}", "600", kind="ship", waybill_id=wb_id)
+        r = api.post(f"/permits/enterprises/{world.seller.id}/events", body)
+        outcomes.append(r.json["data"]["kind"] if r.status_code == 201 else r.json["error"]["code"])
+
+    threads = [threading.Thread(target=ship, args=(b,)) for b in bills]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["quantity_over_permit", "ship"]
+    ledger_drain.settle(hot)
+    s.expire_all()
+    assert s.get(Permit, pp.id).remaining == Decimal("400")
