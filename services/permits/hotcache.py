@@ -18,6 +18,7 @@ from models.permits.enterprises import Enterprise, Member, MemberStatus, Site
 from models.permits.ledger import StockBalance, Waybill, WaybillStatus
 from services.permits.hotstate import milli
 
+MAX_ENTRIES = 100_000  # per map
 LETTER = {WaybillStatus.open: "o", WaybillStatus.mismatch: "m", WaybillStatus.closed: "c"}
 DB = Callable[[], AbstractContextManager[Session]]  # a short unit of work (Database.session)
 
@@ -64,6 +65,8 @@ class Caches:
         value = load()
         with self._lock:
             if self.gen == gen:
+                if len(self._maps[name]) >= MAX_ENTRIES:  # ids probed at random stay bounded
+                    self._maps[name] = {}
                 self._maps[name][key] = value
         return value
 
@@ -125,7 +128,7 @@ class Caches:
             info = WaybillInfo(*row)
             with self._lock:
                 if self.gen == gen:  # not loaded before a reset
-                    if len(self.waybills) > 50_000:
+                    if len(self.waybills) >= MAX_ENTRIES:
                         self.waybills = {}
                     self.waybills[waybill_id] = info
         return info
