@@ -365,3 +365,37 @@ def test_concurrent_hot_shipments_cannot_overdraw_the_purchase_permit(app, commi
     ledger_drain.settle(hot)
     s.expire_all()
     assert s.get(Permit, pp.id).remaining == Decimal("400")
+
+
+def test_a_hot_stocktake_outside_tolerance_opens_the_mass_balance_warning(client, db, world, hot):
+    from models.permits.risk import RiskSignal
+
+    api = _api(client, db, world.seller_mgr)
+    path = f"/permits/enterprises/{world.seller.id}/events"
+    api.post(path, _body(world, "in", "1000"))
+    counted = api.post(path, _body(world, "count", "950", kind="stocktake")).json["data"]
+    assert (counted["balance_after"], counted["variance"]) == ("950.000", "-50.000")
+    risk = api.get(f"/permits/enterprises/{world.seller.id}/risk").json["data"]  # settles first
+    assert risk["colour"] == "yellow" and risk["signals"][0]["inputs"]["book"] == "1000.000"
+    sig = db.scalar(select(RiskSignal).where(RiskSignal.model == "mass_balance"))
+    assert sig.inputs["event_id"] == counted["id"] and _book(db, world) == Decimal("950.000")
+
+
+def test_a_correction_of_a_hot_filed_event_is_approved_and_moves_the_book(client, db, world, hot):
+    from services.permits import enterprises
+    from tests.helpers import make_person
+
+    api = _api(client, db, world.seller_mgr)
+    path = f"/permits/enterprises/{world.seller.id}/events"
+    ev = api.post(path, _body(world, "in", "100")).json["data"]
+    corr = api.post(
+        f"/permits/events/{ev['id']}/corrections",
+        {"quantity": "90", "reason": "称重错误", "idempotency_key": "c"},
+    )
+    assert corr.status_code == 201, corr.json
+    second = make_person(db, org=world.org, name="第二专管员")
+    enterprises.add_member(db, actor(db, world.seller_mgr), world.seller.id, second.id, "manager")
+    done = _api(client, db, second).post(f"/permits/events/{corr.json['data']['id']}/approve")
+    assert done.status_code == 200 and done.json["data"]["balance_after"] == "90.000"
+    after = api.post(path, _body(world, "in2", "5")).json["data"]  # the cached book was forgotten
+    assert after["balance_after"] == "95.000"
