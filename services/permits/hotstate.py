@@ -78,6 +78,12 @@ def fingerprint(kind: str, chemical_id: int, m: int, unit: str, site_id, waybill
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
+def entry(enterprise_id, chemical_id, kind, m, unit, actor_id, waybill_id, accepted_at: str, key) -> str:
+    """The request's part of a stream entry (the key last: it may contain ``|``)."""
+    wb = "" if waybill_id is None else waybill_id
+    return f"{enterprise_id}|{chemical_id}|{kind}|{m}|{unit}|{actor_id}|{wb}|{accepted_at}|{key}"
+
+
 def record(fp: str, event_id: int, site_id, balance, variance, occurred_iso: str) -> str:
     none = lambda v: "" if v is None else str(v)  # noqa: E731
     return f"{fp}|{event_id}|{none(site_id)}|{none(balance)}|{none(variance)}|{occurred_iso}"
@@ -86,7 +92,10 @@ def record(fp: str, event_id: int, site_id, balance, variance, occurred_iso: str
 # KEYS: 1 ver, 2 dedup, 3 bal, 4 rem, 5 wb, 6 ids, 7 stream, 8 inv
 # ARGV: 1 ver, 2 fingerprint, 3 ttl, 4 static error, 5 bal field, 6 mode (+ - =), 7 quantity
 #       (thousandths), 8 waybill, 9 step (0 = party mismatch), 10 purchase permit,
-#       11 transport permit, 12 occurred_at, 13 site, 14.. stream fields
+#       11 transport permit, 12 occurred_at, 13 site, 14 the rest of the stream entry
+# The stream entry is one field ``d``: id|balance|variance|book|purchase permit after|
+# transport permit after|purchase permit|transport permit|site|occurred_at|ENTRY, where
+# ENTRY = enterprise|chemical|kind|quantity|unit|actor|waybill|accepted_at|key (``entry``).
 FILE_LUA = """
 local ver = redis.call('GET', KEYS[1])
 if not ver then
@@ -149,8 +158,8 @@ end
 if bf ~= '' then redis.call('HSET', KEYS[3], bf, bal) end
 local rec = ARGV[2] .. '|' .. id .. '|' .. ARGV[13] .. '|' .. bal .. '|' .. var .. '|' .. ARGV[12]
 redis.call('SET', KEYS[2], rec, 'EX', tonumber(ARGV[3]))
-redis.call('XADD', KEYS[7], '*', 'i', id, 'b', bal, 'v', var, 'B', book, 'pa', pa, 'ta', ta,
-  'o', ARGV[12], 's', ARGV[13], 'P', pp, 'T', tp, unpack(ARGV, 14))
+redis.call('XADD', KEYS[7], '*', 'd', table.concat({id, bal, var, book, pa, ta, pp, tp, ARGV[13],
+  ARGV[12], ARGV[14]}, '|'))
 return {'new', id, bal, var}
 """
 FILE_SHA = hashlib.sha1(FILE_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1

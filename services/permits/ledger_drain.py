@@ -84,26 +84,27 @@ class Entry:
 
 
 def _parse(sid, raw: dict) -> Entry:
-    f = {_s(k): _s(v) for k, v in raw.items()}
+    """A stream entry (layout in ``hotstate``: field ``d``, ``|``-separated, the key last)."""
+    v = _s(raw[b"d"] if b"d" in raw else raw["d"]).split("|", 18)
     return Entry(
         sid=sid,
-        id=int(f["i"]),
-        ent=int(f["e"]),
-        site=_int(f["s"]),
-        chem=int(f["c"]),
-        kind=f["k"],
-        milli=int(f["q"]),
-        unit=f["u"],
-        occurred=datetime.fromisoformat(f["o"]),
-        actor=int(f["a"]),
-        wb=_int(f["w"]),
-        key=f["y"],
-        created=datetime.fromisoformat(f["t"]),
-        bal=_int(f["b"]),
-        pa=_int(f["pa"]),
-        ta=_int(f["ta"]),
-        pp=_int(f.get("P", "")),
-        tp=_int(f.get("T", "")),
+        id=int(v[0]),
+        bal=_int(v[1]),
+        pa=_int(v[4]),
+        ta=_int(v[5]),
+        pp=_int(v[6]),
+        tp=_int(v[7]),
+        site=_int(v[8]),
+        occurred=datetime.fromisoformat(v[9]),
+        ent=int(v[10]),
+        chem=int(v[11]),
+        kind=v[12],
+        milli=int(v[13]),
+        unit=v[14],
+        actor=int(v[15]),
+        wb=_int(v[16]),
+        created=datetime.fromisoformat(v[17]),
+        key=v[18],
     )
 
 

@@ -12,6 +12,7 @@ files synchronously; a breaker then skips Redis for a few seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from decimal import Decimal
 from flask import Response
 from sqlalchemy import select, text
 
-from core.api import envelope
 from core.db import utcnow
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unavailable, ValidationFailed
 from models.permits.applications import Permit
@@ -175,7 +175,8 @@ class HotLedger:
                 if ok and kind == "ship":
                     pp, tp = str(info.purchase_permit), str(info.transport_permit)
         given = b.occurred_at.astimezone(UTC).isoformat() if b.occurred_at else ""
-        occurred = given or now.isoformat()
+        accepted = now.isoformat()
+        occurred = given or accepted
         fp = hotstate.fingerprint(kind, b.chemical_id, m, b.unit, site, wb, given)
         key = b.idempotency_key
         stream = site is not None and not static
@@ -183,8 +184,7 @@ class HotLedger:
         args = [
             c.version or "", fp, hotstate.DEDUP_TTL, static, bal, MODE.get(kind, ""), m,
             "" if wb is None or static else wb, step, pp, tp, occurred, "" if site is None else site,
-            "e", enterprise_id, "c", b.chemical_id, "k", kind, "q", m, "u", b.unit, "a", actor.person_id,
-            "w", "" if wb is None else wb, "y", key, "t", now.isoformat(),
+            hotstate.entry(enterprise_id, b.chemical_id, kind, m, b.unit, actor.person_id, wb, accepted, key),
         ]  # fmt: skip
         return Plan(
             enterprise_id, kind, b.chemical_id, b.quantity, m, b.unit, site, wb, key, occurred,
@@ -195,10 +195,10 @@ class HotLedger:
         what = reply[0]
         if what == "new":
             _, event_id, bal, var = reply
-            return envelope(data(plan, event_id, plan.site_id, bal, var, plan.occurred, True), 201)
+            return _created(data(plan, event_id, plan.site_id, bal, var, plan.occurred, True))
         if what == "dup":
             _fp, event_id, site, bal, var, occurred = reply[1].split("|", 5)
-            return envelope(data(plan, event_id, site, bal, var, occurred, False), 201)
+            return _created(data(plan, event_id, site, bal, var, occurred, False))
         if what == "reused":
             raise Conflict("该幂等键已用于另一条事件", code="idempotency_key_reused")
         raise refusal(db, plan, reply[1], reply[2:])
@@ -233,6 +233,12 @@ class HotLedger:
                 )
             )
         self.redis.rpush(self.keys.ids, *ids)
+
+
+def _created(d: dict) -> Response:
+    """``core.api.envelope`` byte for byte (``d`` holds only JSON values), without its walk."""
+    body = json.dumps({"ok": True, "data": d}, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status=201, mimetype="application/json")
 
 
 def data(plan: Plan, event_id, site, bal: str, var: str, occurred: str, created: bool) -> dict:
