@@ -18,14 +18,13 @@ receive that followed it.
 A counter missing from Redis makes the script answer ``sync``; the caller drains the
 stream, reads the database and stores the value unless ``inv`` moved. Database-side
 changes to cached state (sync filing, corrections, revocation, closing a waybill, a new
-member...) invalidate the fields when flushed and again after commit (``touch``); if
-Redis cannot be told, an outbox job does it later (see ``ledger_drain.resync``).
+member...) invalidate the fields when flushed and again after commit (``hotsync.touch``);
+if Redis cannot be told, the outbox job ``permits.hot_resync`` does it later.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from decimal import Decimal
@@ -34,11 +33,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("zhizhi.permits")
-
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 DEDUP_TTL = 7 * 24 * 3600  # replay window of the fast path; the database keeps keys for ever
-MAX_MILLI = 10**14  # Numeric(14, 3)
 STEP_INDEX = {"ship": 1, "depart": 2, "arrive": 3, "receive": 4}
 
 

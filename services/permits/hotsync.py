@@ -83,8 +83,11 @@ def touch(session: Session, fields=(), *, bump: bool = False, dedup=None) -> Non
     p["bump"] = p["bump"] or bump
     if dedup is not None:
         p["dedup"].append((session.get_nested_transaction() or session.get_transaction(), dedup))
-    if (fields or bump) and not hot.tell(lambda r, k: hotstate.invalidate(r, k, fields, bump=bump)):
-        p["failed"] = True
+    if fields or bump:
+        if not hot.tell(lambda r, k: hotstate.invalidate(r, k, fields, bump=bump)):
+            p["failed"] = True
+    elif not hot.redis_ok():
+        p["failed"] = True  # the answer cannot be published after commit either
 
 
 def _payload(p: dict) -> dict:
