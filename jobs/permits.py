@@ -113,8 +113,9 @@ def daily(session: Session, item: OutboxItem) -> dict:
     Idempotent: every step dedups (reminder keys, one signal per subject).
     """
     from core.db import utcnow
-    from services.permits import periodic
+    from services.permits import ledger_drain, periodic
 
+    ledger_drain.flush(get_app())  # the risk models read the ledger: file pending events first
     now = utcnow()
     report = periodic.run_daily(session, now)
     periodic.schedule(session, now)
@@ -131,3 +132,17 @@ def hourly(session: Session, item: OutboxItem) -> dict:
     report = periodic.run_hourly(session, now)
     periodic.schedule(session, now)
     return report
+
+
+@job("permits.hot_resync", queue=queues.MAINTENANCE)
+def hot_resync(session: Session, item: OutboxItem) -> dict:
+    """Tell Redis about ledger state written to the database while it was unreachable
+    (stale counters to forget, first answers of events filed synchronously); see
+    services/permits/hotsync.py. Raises while Redis is still down, so it is retried."""
+    from services.permits import hotsync
+
+    hot = hotsync.for_app(get_app())
+    if hot is None:
+        return {"skipped": "no write-behind ledger"}
+    hotsync.apply(hot.redis, hot.keys, item.payload)
+    return {"fields": len(item.payload["fields"]), "answers": len(item.payload["dedup"])}

@@ -59,7 +59,11 @@ def quiz_levels(session: Session, now: datetime) -> dict:
 
 def permits_daily(session: Session, now: datetime) -> dict:
     """Expiry reminders (30/7/1 days), blocking at expiry, overdue waybills, risk models."""
-    from services.permits import periodic
+    from flask import current_app
+
+    from services.permits import ledger_drain, periodic
+
+    ledger_drain.flush(current_app._get_current_object())  # the risk models read the ledger
 
     return periodic.run_daily(session, now)
 
@@ -79,12 +83,24 @@ def previous_quarter(now: datetime) -> str:
 
 def permits_star_ratings(session: Session, now: datetime) -> dict:
     """Quarterly star ratings of every enterprise for the quarter that just ended."""
-    from models.permits.enterprises import Enterprise
-    from services.permits import ratings
+    from flask import current_app
 
+    from models.permits.enterprises import Enterprise
+    from services.permits import ledger_drain, ratings
+
+    ledger_drain.flush(current_app._get_current_object())  # ratings read the ledger
     quarter = previous_quarter(now)
     rated = [ratings.rate_quarter(session, e, quarter).stars for e in session.scalars(select(Enterprise.id))]
     return {"quarter": quarter, "rated": len(rated)}
+
+
+def permits_flush(session: Session, now: datetime) -> dict:
+    """Move write-behind ledger events from the Redis stream into the database."""
+    from flask import current_app
+
+    from services.permits import ledger_drain
+
+    return {"moved": ledger_drain.flush(current_app._get_current_object())}
 
 
 def passes_flush(session: Session, now: datetime) -> dict:
@@ -157,4 +173,12 @@ register_periodic(
     inline=True,
     grace=300,
     description="闸机通行记录落库",
+)
+register_periodic(
+    "permits_flush",
+    "* * * * *",
+    "jobs.schedule:permits_flush",
+    inline=True,
+    grace=300,
+    description="流向台账事件落库",
 )

@@ -64,9 +64,10 @@ def _expiring(session: Session, enterprise_id: int, today: Any) -> list[Any]:
     "证照", summary="证照到期提醒和待处理预警", roles=("enterprise",), menu_key="PERMITS", aliases=("证件",)
 )
 def credentials_overview(turn: Turn, _args: str) -> Reply:
-    from services.permits import enterprises, warnings
+    from services.permits import enterprises, ledger_drain, warnings
     from services.permits.issuing import local_date
 
+    ledger_drain.settle_for(turn.session)  # warnings raised by pending ledger events first
     actor = turn.actor()
     ents = _enterprises(turn)
     if not ents:

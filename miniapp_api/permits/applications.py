@@ -7,7 +7,7 @@ from pydantic import Field
 from core.api import PUBLIC, Ctx
 from core.validation import Model
 from miniapp_api.permits import views
-from miniapp_api.permits.blueprint import Day, Id, Qty, bp
+from miniapp_api.permits.blueprint import Day, Id, Qty, bp, settled
 from services.permits import applications, revocation, verify
 
 
@@ -45,6 +45,7 @@ class TokenIn(Model):
 @bp.post("/applications/purchase", body=PurchaseIn, roles=("enterprise",), idempotent=True, status=201)
 def apply_purchase(ctx: Ctx) -> dict:
     """购买申请/备案：秒核通过即出证，第一类转监管审批"""
+    settled(ctx)
     app, permit = applications.apply_purchase(
         ctx.session, ctx.me, **ctx.body.model_dump(), kek=ctx.settings.signing_kek
     )
@@ -54,6 +55,7 @@ def apply_purchase(ctx: Ctx) -> dict:
 @bp.post("/applications/transport", body=TransportIn, roles=("enterprise",), idempotent=True, status=201)
 def apply_transport(ctx: Ctx) -> dict:
     """运输申请/备案：智能秒核（车辆、驾驶员、许可剩余量、企业风险码）"""
+    settled(ctx)
     app, permit = applications.apply_transport(
         ctx.session, ctx.me, **ctx.body.model_dump(), kek=ctx.settings.signing_kek
     )
@@ -99,6 +101,7 @@ class RevokeIn(Model):
 @bp.post("/permits/<int:permit_id>/revoke", body=RevokeIn, roles=("regulator",))
 def revoke(ctx: Ctx, permit_id: int) -> dict:
     """吊销许可/备案（留痕）"""
+    settled(ctx)
     return views.permit_out(revocation.revoke(ctx.session, ctx.me, permit_id, ctx.body.reason))
 
 

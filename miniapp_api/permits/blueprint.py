@@ -28,6 +28,20 @@ Day = Annotated[date, AfterValidator(_sane_year)]
 Moment = Annotated[AwareDatetime, AfterValidator(_sane_year)]
 
 
+@bp.record_once
+def _install_hot_path(state) -> None:
+    from services.permits import hotsync
+
+    hotsync.install(state.app)
+
+
+def settled(ctx) -> None:
+    """Before a read that must be exact: pending write-behind filings land first."""
+    from services.permits import ledger_drain
+
+    ledger_drain.before_read(ctx.app)
+
+
 @bp.url_value_preprocessor
 def _bounded_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
     # Ids beyond the column range can match nothing: answer 404 before touching the database.

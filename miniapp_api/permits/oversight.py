@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core.api import Ctx
 from core.validation import Model
 from miniapp_api.permits import views
-from miniapp_api.permits.blueprint import bp
+from miniapp_api.permits.blueprint import bp, settled
 from models.permits.risk import RiskSignal, SignalStatus
 from services.permits import ratings, risk_colour, signals, warnings
 from services.permits.enterprises import require_reader
@@ -25,6 +25,7 @@ class QuarterQuery(Model):
 @bp.get("/enterprises/<int:enterprise_id>/risk", roles=("enterprise", "regulator"))
 def risk_code(ctx: Ctx, enterprise_id: int) -> dict:
     """三色码及其依据（规则、输入、阈值、复评时间）"""
+    settled(ctx)
     require_reader(ctx.session, ctx.me, enterprise_id)
     rows = ctx.session.scalars(
         select(RiskSignal).where(
@@ -40,6 +41,7 @@ def risk_code(ctx: Ctx, enterprise_id: int) -> dict:
 @bp.get("/warnings", roles=("enterprise", "regulator"))
 def list_warnings(ctx: Ctx) -> list:
     """我可见的预警（部门辖区内或本企业）"""
+    settled(ctx)
     return [views.warning(w) for w in warnings.list_for(ctx.session, ctx.me)]
 
 
@@ -70,4 +72,5 @@ def answer(ctx: Ctx, warning_id: int) -> dict:
 @bp.get("/enterprises/<int:enterprise_id>/rating", query=QuarterQuery, roles=("enterprise", "regulator"))
 def rating(ctx: Ctx, enterprise_id: int) -> dict:
     """季度星级：得分、权重、环比变化、升星所需"""
+    settled(ctx)
     return ratings.summary(ctx.session, ctx.me, enterprise_id, ctx.query.quarter)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from models.permits.applications import Application, Permit
 from models.permits.ledger import LedgerEvent, Waybill
 from models.permits.risk import Warning
+from services.permits.catalogue import qty
 
 
 def application(app: Application, permit: Permit | None) -> dict[str, Any]:
@@ -38,18 +40,19 @@ def permit_out(p: Permit) -> dict[str, Any]:
 
 
 def event(ev: LedgerEvent) -> dict[str, Any]:
+    """Quantities always with three decimals, as stored (the write-behind answer matches)."""
     return {
         "id": ev.id,
         "kind": ev.kind.value,
         "status": ev.status.value,
         "site_id": ev.site_id,
         "chemical_id": ev.chemical_id,
-        "quantity": str(ev.quantity),
+        "quantity": qty(ev.quantity),
         "unit": ev.unit,
-        "occurred_at": ev.occurred_at.isoformat(),
+        "occurred_at": ev.occurred_at.astimezone(UTC).isoformat(),
         "waybill_id": ev.waybill_id,
-        "balance_after": None if ev.balance_after is None else str(ev.balance_after),
-        "variance": None if ev.variance is None else str(ev.variance),
+        "balance_after": None if ev.balance_after is None else qty(ev.balance_after),
+        "variance": None if ev.variance is None else qty(ev.variance),
         "corrects_id": ev.corrects_id,
         "idempotency_key": ev.idempotency_key,
     }

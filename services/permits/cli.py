@@ -1,4 +1,4 @@
-"""`flask permits ...`: catalogue import, daily/hourly runs, quarterly ratings."""
+"""`flask permits ...`: catalogue import, daily/hourly runs, quarterly ratings, ledger flush."""
 
 from __future__ import annotations
 
@@ -44,12 +44,21 @@ def import_catalogue(file: str, as_of) -> None:
     )
 
 
+@permits_cli.command("flush-ledger")
+def flush_ledger() -> None:
+    """Move write-behind ledger events from the Redis stream into the database (idempotent)."""
+    from services.permits import ledger_drain
+
+    click.echo(f"ledger events flushed: {ledger_drain.flush(current_app._get_current_object())}")
+
+
 @permits_cli.command("daily")
 def daily() -> None:
     """Reminders, expiry blocking, overdue waybills, risk models, escalation."""
     from core.db import utcnow
-    from services.permits import periodic
+    from services.permits import ledger_drain, periodic
 
+    ledger_drain.flush(current_app._get_current_object())  # the risk models read the ledger
     click.echo(_unit_of_work(lambda s: periodic.run_daily(s, utcnow())))
 
 

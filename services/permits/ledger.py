@@ -9,7 +9,7 @@ A stocktake outside tolerance raises a mass-balance signal.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.pagination import PageQuery, paginate
 from models.permits.ledger import EventKind, EventStatus, LedgerEvent, StockBalance
-from services.permits import catalogue, rules, signals, waybills
+from services.permits import catalogue, hotstate, hotsync, rules, signals, waybills
 from services.permits.catalogue import qty as fmt
 from services.permits.enterprises import get_enterprise, member_roles, require_reader, site_of
 
@@ -47,14 +47,16 @@ ROLES = {
 TRANSIT = (EventKind.depart, EventKind.arrive)
 
 
-def _same(
-    ev: LedgerEvent, kind: EventKind, chemical_id: int, quantity: Decimal, waybill_id: int | None
-) -> bool:
+def _same(ev: LedgerEvent, kind: EventKind, chemical_id: int, quantity: Decimal, unit: str, **given) -> bool:
+    """The filed event ``ev`` is the one described (site and time compared when given)."""
     return (
         ev.kind == kind
         and ev.chemical_id == chemical_id
         and ev.quantity == quantity
-        and ev.waybill_id == waybill_id
+        and ev.unit == unit
+        and ev.waybill_id == given["waybill_id"]
+        and given["site_id"] in (None, ev.site_id)
+        and given["occurred_at"] in (None, ev.occurred_at)
     )
 
 
@@ -136,7 +138,8 @@ def _stocktake(session: Session, ev: LedgerEvent, now: datetime) -> Decimal | No
     return book
 
 
-def _check_stocktake(session: Session, ev: LedgerEvent, book: Decimal, now: datetime) -> None:
+def check_stocktake(session: Session, ev: LedgerEvent, book: Decimal, now: datetime) -> None:
+    """Raise (or resolve) the stream's mass-balance signal after a stocktake."""
     cfg = rules.RISK["mass_balance"]
     limit = abs(book) * Decimal(str(cfg["tolerance_pct"])) / 100
     subject = f"stream:{ev.site_id}:{ev.chemical_id}"
@@ -193,6 +196,9 @@ def file_event(
     now = now or utcnow()
     if kind not in ROLES:
         raise ValidationFailed(code="invalid_event_kind", fields={"kind": "事件类型无效"})
+    from services.permits import ledger_drain
+
+    ledger_drain.settle_for(session)  # write-behind filings first: the book and the keys are exact
     ekind = EventKind(kind)
     _authorise(session, actor, enterprise_id, ekind)
     chem = catalogue.chemical(session, chemical_id)
@@ -200,7 +206,8 @@ def file_event(
     qty = Decimal(str(quantity))
     prior = _existing(session, enterprise_id, idempotency_key)
     if prior is not None:
-        if not _same(prior, ekind, chemical_id, qty, waybill_id):
+        given = {"waybill_id": waybill_id, "site_id": site_id, "occurred_at": occurred_at}
+        if not _same(prior, ekind, chemical_id, qty, unit, **given):
             raise Conflict("该幂等键已用于另一条事件", code="idempotency_key_reused")
         return prior, False
     site = None if ekind in TRANSIT else site_of(session, enterprise_id, site_id)
@@ -217,8 +224,9 @@ def file_event(
         idempotency_key=idempotency_key,
         created_at=now,
     )
+    wb = None
     if waybill_id is not None or ekind in (*TRANSIT, EventKind.ship, EventKind.receive):
-        waybills.record_step(session, ev, now)
+        wb = waybills.record_step(session, ev, now)
     book = None
     if ekind == EventKind.stocktake:
         book = _stocktake(session, ev, now)
@@ -233,8 +241,25 @@ def file_event(
             "同一幂等键的请求正在处理，请稍后重试", code="idempotency_key_in_flight", status=409
         ) from None
     if book is not None:
-        _check_stocktake(session, ev, book, now)
+        check_stocktake(session, ev, book, now)
+    _tell_hot_path(session, ev, book is not None, given_occurred=occurred_at, wb=wb)
     return ev, True
+
+
+def _tell_hot_path(session: Session, ev: LedgerEvent, stocktake: bool, *, given_occurred, wb) -> None:
+    """Filed on the database path: the hot path's counters for this stream, waybill and
+    permits are stale now, and a retry of the key on the hot path must replay this event."""
+    fields = {"b" + hotstate.bal_field(ev.enterprise_id, ev.site_id, ev.chemical_id)} if ev.site_id else set()
+    if wb is not None:
+        fields |= {f"w{wb.id}", f"p{wb.purchase_permit_id}", f"p{wb.transport_permit_id}"}
+    given = given_occurred.astimezone(UTC).isoformat() if given_occurred else ""
+    fp = hotstate.fingerprint(
+        ev.kind.value, ev.chemical_id, hotstate.milli(ev.quantity), ev.unit, ev.site_id, ev.waybill_id, given
+    )
+    bal = None if ev.balance_after is None else hotstate.milli(ev.balance_after)
+    var = hotstate.milli(ev.variance) if stocktake else None
+    rec = hotstate.record(fp, ev.id, ev.site_id, bal, var, ev.occurred_at.astimezone(UTC).isoformat())
+    hotsync.touch(session, fields, dedup=(ev.enterprise_id, ev.idempotency_key, rec))
 
 
 def request_correction(

@@ -104,11 +104,11 @@ def record_step(session: Session, ev: LedgerEvent, now: datetime) -> Waybill:
     if ev.kind == EventKind.ship:
         _draw_down(session, wb.purchase_permit_id, ev.quantity)
         _draw_down(session, wb.transport_permit_id, ev.quantity)
-    _check_agreement(session, wb, now)
+    check_agreement(session, wb, now)
     return wb
 
 
-def _check_agreement(session: Session, wb: Waybill, now: datetime) -> None:
+def check_agreement(session: Session, wb: Waybill, now: datetime) -> None:
     reported = {f: getattr(wb, f) for f in STEP_FIELD.values() if getattr(wb, f) is not None}
     if len(reported) < 2:
         return

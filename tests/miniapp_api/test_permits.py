@@ -9,7 +9,7 @@ from core.db import utcnow
 from models.permits.applications import Application, Permit
 from models.permits.enterprises import Enterprise
 from models.permits.ledger import LedgerEvent
-from services.permits import ledger, waybills
+from services.permits import ledger, ledger_drain, waybills
 from services.permits.issuing import local_date
 from tests.helpers import Api, make_person, token_for
 from tests.services.permits.factories import NOW, TODAY, actor, build_world, purchase, transport
@@ -21,6 +21,7 @@ def world(db, app):
 
 
 def _count(db, model) -> int:
+    ledger_drain.settle_for(db)  # write-behind filings land before the count
     return db.scalar(select(func.count(model.id)))
 
 
