@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import threading
+import unicodedata
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
@@ -37,8 +38,9 @@ _PLATE_NOISE = re.compile(r"[\s·•・\u2027\u30fb\-]")
 
 def normalize_plate_read(plate: str) -> str:
     """A plate as a camera or an operator reports it, in the form applications store
-    (upper case, no spaces, middle dots or hyphens): "浙a·12345" -> "浙A12345"."""
-    return _PLATE_NOISE.sub("", plate).upper()
+    (full-width letters and digits folded, upper case, no spaces, middle dots or
+    hyphens): "浙ａ·１23-45" -> "浙A12345"."""
+    return _PLATE_NOISE.sub("", unicodedata.normalize("NFKC", plate)).upper()
 
 
 def plate_tag(key: bytes, plate: str) -> bytes:
