@@ -17,9 +17,10 @@ def scan(ctx: Ctx) -> Response:
     """闸机核验：同一 nonce 重复提交返回首次结果；车辆通道须提供车牌"""
     b = ctx.body
     s = gate.Scan(b.qr, b.nonce, b.direction, b.scanned_at, b.holder_hash, b.plate)
+    ext = ctx.app.extensions["zhizhi"]
     # The session factory: a scan answered from caches and Redis opens no database session.
-    db = lambda: ctx.session  # noqa: E731
-    body = gate.check_json(db, ctx.app.extensions["zhizhi"].redis, ctx.me.person_id, s, kek=kek(ctx))
+    db = ext.request_session
+    body = gate.check_json(db, ext.redis, ctx.me.person_id, s, kek=ext.settings.signing_kek)
     return Response(body, mimetype="application/json")
 
 
