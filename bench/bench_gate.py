@@ -7,13 +7,14 @@ a two-way gate, a fresh nonce per request, the bearer token of a gate device acc
 Rounds alternate between the bare endpoint and the gate (``harness.paired``), so load
 from elsewhere on the machine hits both alike, and the load generator recycles its
 connections so one unlucky spread over the workers does not decide a run; the ratio
-reported is the median of the per-round ratios. Afterwards the passage stream is
-flushed and the rows in PostgreSQL are compared with the scans answered (none may be
-lost).
+reported is the median of the per-round ratios. Beside it, the CPU the two gunicorns
+used per request over those rounds (from /proc): a figure that other load on the
+machine does not move. Afterwards the passage stream is flushed and the rows in
+PostgreSQL are compared with the scans answered (none may be lost).
 
 ``make bench`` runs :func:`run`. Standalone (its own database, dropped at the end):
 ``BENCH_PG=postgresql://postgres@127.0.0.1:5432 BENCH_REDIS=redis://127.0.0.1:6379/2 \\
-  .venv/bin/python -m bench.bench_gate [--rounds 6] [--per-round 2000] [--offline-only]``
+  .venv/bin/python -m bench.bench_gate [--rounds 12] [--per-round 1000] [--offline-only]``
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from datetime import UTC, datetime
 #: The issue's acceptance target, and what a robust run should show.
 TARGET = 0.60
 AIM = 0.65
-ROUNDS = 6
-PER_ROUND = 2000
+ROUNDS = 12
+PER_ROUND = 1000
 WARM = 600
 ENV_KEYS = {"DATABASE_URL", "REDIS_URL", "ZHIZHI_ENV", "INSTANCE_PATH", "QUEUE_PREFIX", "AUTH_CACHE_SECONDS"}
 
@@ -144,8 +145,42 @@ class Answers:
         return self.statuses.get(200, 0)
 
 
+def server_cpu(port: int) -> float:
+    """CPU seconds (user + system) used so far by the gunicorn serving ``port``: its
+    master and workers, found by the bind address in their command line (Linux /proc)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    needle = f"127.0.0.1:{port}\0".encode()  # argv entries end with NUL
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+class Cpu:
+    """Server CPU per request of both sides over the measured rounds: unlike throughput,
+    it does not depend on what else the machine runs (Redis' own CPU is not included)."""
+
+    def __init__(self, bare_port: int, port: int) -> None:
+        self.ports = (bare_port, port)
+        self.start = [server_cpu(p) for p in self.ports]
+
+    def per_request_us(self, bare_requests: int, requests: int) -> tuple[float, float]:
+        used = [server_cpu(p) - s for p, s in zip(self.ports, self.start, strict=True)]
+        return used[0] / bare_requests * 1e6, used[1] / requests * 1e6
+
+
 def measure(database_url: str, *, rounds: int = ROUNDS, per_round: int = PER_ROUND, connections: int = 16):
-    """(paired result, answers, flush counts) for one seeded database."""
+    """(paired result, answers, server CPU us per bare / gate request, flush counts)."""
     from bench import loadgen
     from bench.harness import app_env, gunicorn, paired
 
@@ -158,8 +193,15 @@ def measure(database_url: str, *, rounds: int = ROUNDS, per_round: int = PER_ROU
     with gunicorn("bench.baseline:app") as bare_port, gunicorn("wsgi:app", env) as port:
         loadgen.run(bare_port, lambda n: bare_req, requests=WARM, connections=connections)
         loadgen.run(port, lambda n: warm[n], requests=len(warm), connections=connections, check=answers)
+        cpu = Cpu(bare_port, port)
         result = paired(bare_port, bare_req, port, chunks, connections=connections, check=answers)
-    return result, answers, _flush_counts({k: v for k, v in env.items() if k in ENV_KEYS})
+        cpu_us = cpu.per_request_us(rounds * per_round, rounds * per_round)
+    return result, answers, cpu_us, _flush_counts({k: v for k, v in env.items() if k in ENV_KEYS})
+
+
+def cpu_note(cpu_us: tuple[float, float]) -> str:
+    bare, gate = cpu_us
+    return f"server CPU per request: bare {bare:.0f} us, gate {gate:.0f} us (ratio {bare / gate:.2f})"
 
 
 def run(database_url: str, baselines: dict) -> list:
@@ -167,7 +209,7 @@ def run(database_url: str, baselines: dict) -> list:
     rounds, median ratio), passages kept, offline verification vs raw Ed25519."""
     from bench.harness import Row
 
-    result, answers, (moved, passages, refused) = measure(database_url)
+    result, answers, cpu_us, (moved, passages, refused) = measure(database_url)
     raw, first, repeat = offline(3000)
     lost = "none lost" if passages + refused == answers.answered else "MISMATCH"
     kept = (
@@ -183,7 +225,7 @@ def run(database_url: str, baselines: dict) -> list:
             result.median_rps / result.ratio,
             target=f">= {TARGET:.2f}",
             met=result.ratio >= TARGET,
-            note=f"aim >= {AIM:.2f}; " + result.describe(),
+            note=f"aim >= {AIM:.2f}; " + result.describe() + "; " + cpu_note(cpu_us),
         ),
         Row("gate passages kept (stream -> PostgreSQL)", passages + refused, "rows", note=kept),
         Row("offline verify, new token (1 core)", first, "/s", "raw Ed25519", raw),
@@ -221,7 +263,7 @@ def main() -> None:
     if args.offline_only:
         return
     with bench_database() as url:
-        result, answers, (moved, passages, refused) = measure(
+        result, answers, cpu_us, (moved, passages, refused) = measure(
             url, rounds=args.rounds, per_round=args.per_round, connections=args.connections
         )
     rows = [
@@ -229,7 +271,7 @@ def main() -> None:
         Row(
             "gate check POST /passes/gate/scan", result.median_rps, "req/s", "bare JSON",
             result.median_rps / result.ratio, target=f">= {TARGET:.2f}", met=result.ratio >= TARGET,
-            note=f"aim >= {AIM:.2f}; " + result.describe(),
+            note=f"aim >= {AIM:.2f}; " + result.describe() + "; " + cpu_note(cpu_us),
         ),
         Row(
             "gate passages kept (stream -> PostgreSQL)", passages + refused, "rows",
