@@ -101,9 +101,9 @@ class Counters:
 
     def watch_scan_link(self) -> None:
         """Count what the hot path writes on its own socket (it bypasses the client)."""
-        from services.passes import hotstate
+        from services.passes import scanlink
 
-        link = getattr(hotstate._local, "link", None)
+        link = getattr(scanlink._local, "link", None)
         if link is not None and link.sock is not None:
             link.sock.__class__ = self._socket_class
 

@@ -24,22 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
-import threading
 import weakref
 from collections.abc import Callable, Iterable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-try:
-    import hiredis as _hiredis
-except ImportError:  # pragma: no cover - hiredis is in requirements.txt
-    _hiredis = None
+from services.passes.scanlink import call as _call
 
 log = logging.getLogger("zhizhi.passes")
 
@@ -193,78 +185,6 @@ def apply_offline(redis, event_id: int, max_ring: int, passages: list[tuple[int,
         args = [x for p in ordered[i : i + 500] for x in p]
         changed += int(redis.eval(OFFLINE_LUA, 3, *names, max_ring, *args))
     return changed
-
-
-_local = threading.local()
-
-
-class _Link:
-    """The connection this thread keeps for the scan script.
-
-    The client's own Connection connects, authenticates, selects the database and
-    speaks TLS; the hot path then writes the command packed by hiredis to its socket and
-    parses the reply with a hiredis Reader, skipping the client's pool checkout, health
-    check and parser bookkeeping (about 20 us of CPU per scan on top of the pool
-    checkout saved). Clients without a real socket (the in-process store) go through
-    the Connection's own send/read.
-    """
-
-    def __init__(self, redis) -> None:
-        self.owner, self.pid = redis, os.getpid()
-        self.conn = redis.connection_pool.get_connection()
-        self.sock = None
-        self._attach()
-
-    def _attach(self) -> None:
-        sock = getattr(self.conn, "_sock", None)
-        self.sock = sock if _hiredis is not None and isinstance(sock, socket.socket) else None
-        if self.sock is not None:
-            self.reader = _hiredis.Reader()
-            self.buf = bytearray(4096)
-
-    def call(self, command: tuple):
-        sock = self.sock
-        if sock is None or self.conn._sock is not sock:  # no socket, or reconnected meanwhile
-            self.conn.send_command(*command)
-            reply = self.conn.read_response()
-            self._attach()
-            return reply
-        sock.sendall(_hiredis.pack_command(command))
-        reader, buf = self.reader, self.buf
-        reply = False
-        while reply is False:
-            n = sock.recv_into(buf)
-            if not n:
-                raise RedisConnectionError("Redis closed the connection")
-            reader.feed(buf, 0, n)
-            reply = reader.gets()
-        if isinstance(reply, _hiredis.ReplyError):
-            message = str(reply)
-            raise NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
-        return reply
-
-    def drop(self) -> None:
-        self.conn.disconnect()
-        self.owner.connection_pool.release(self.conn)
-
-
-def _call(redis, command: tuple):
-    """Send on this thread's link; a broken connection is dropped (back to the pool,
-    disconnected) and the command goes through the normal client path (with its
-    retries) once."""
-    link = getattr(_local, "link", None)
-    if link is None or link.owner is not redis or link.pid != os.getpid():
-        try:
-            link = _Link(redis)
-        except (AttributeError, TypeError):  # a client without a plain pool
-            return redis.execute_command(*command)
-        _local.link = link
-    try:
-        return link.call(command)
-    except (RedisConnectionError, RedisTimeoutError, OSError):
-        _local.link = None
-        link.drop()
-        return redis.execute_command(*command)
 
 
 # --- publishing after commit ----------------------------------------------------

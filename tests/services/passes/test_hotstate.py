@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 import redis
 
-from services.passes import hotstate
+from services.passes import hotstate, scanlink
 
 EVENT = 5
 
@@ -81,15 +81,15 @@ def test_a_dropped_scan_connection_is_replaced(r):
     import socket
 
     assert scan(r, "n1")[0] == "new"
-    link = hotstate._local.link
+    link = scanlink._local.link
     link.conn.disconnect()  # the client noticed (e.g. a pool reset): reconnects on the slow path
     assert scan(r, "n2", pass_id=2)[0] == "new"
-    assert hotstate._local.link is link
+    assert scanlink._local.link is link
     if link.sock is not None:  # real Redis: back on the raw path, then its socket dies
-        assert link.sock is link.conn._sock
+        assert link.sock is link.conn._sock and link.sock.gettimeout() is None
         link.sock.shutdown(socket.SHUT_RDWR)
         assert scan(r, "n3", pass_id=3)[0] == "new"
-        assert hotstate._local.link is None  # dropped; the next scan opens a new link
+        assert scanlink._local.link is None  # dropped; the next scan opens a new link
     assert scan(r, "n4", pass_id=4) == ["new", "|"]
     assert r.xlen(hotstate.key(EVENT, "stream")) == (4 if link.sock is not None else 3)
 
@@ -140,3 +140,21 @@ def test_offline_exit_at_an_outer_ring_clears_inner_rings_it_is_newer_than(r):
     assert hotstate.apply_offline(r, EVENT, 3, [(1, 1, "out", 2_000)]) == 1  # ring 3 only
     assert scan(r, "n3", pass_id=1, ring=3, at=4_000) == ["new", "|"]
     assert scan(r, "n4", pass_id=1, ring=2, at=4_000) == ["new", "already_inside|"]
+
+
+def test_the_scan_link_keeps_its_timeout_in_the_kernel():
+    import socket
+    import time
+
+    a, b = socket.socketpair()
+    a.settimeout(0.2)
+    scanlink._kernel_timeout(a)
+    assert a.gettimeout() is None  # blocking: no poll() before each send and receive
+    t = time.monotonic()
+    with pytest.raises(BlockingIOError):  # ... and still bounded: EAGAIN after the timeout
+        a.recv(10)
+    assert 0.15 < time.monotonic() - t < 2
+    b.sendall(b"+OK\r\n")
+    assert a.recv(10) == b"+OK\r\n"
+    a.close()
+    b.close()
