@@ -92,6 +92,14 @@ REVOKED = register_kind(
     )
 )
 ALERT = register_kind(PushKind(kind="passes.alert", title="安保预警", text="【安保预警】{message}"))
+VISIT_REMINDER = register_kind(
+    PushKind(
+        kind="passes.visit_reminder",
+        title="来访提醒",
+        text="{who}明天（{day}）前往{event}，通行区域：{ring}，时段 {window}。"
+        "请携带有效身份证件，在闸机出示通行证二维码。",
+    )
+)
 
 
 @job("passes.notify_holder", queue=NOTIFICATIONS)

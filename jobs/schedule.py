@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobs.periodic import register_periodic
-from jobs.queues import DEFAULT, MAINTENANCE
+from jobs.queues import DEFAULT, MAINTENANCE, NOTIFICATIONS
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -112,6 +112,13 @@ def passes_flush(session: Session, now: datetime) -> dict:
     return {"moved": flush_passages(current_app._get_current_object())}
 
 
+def passes_visit_reminders(session: Session, now: datetime) -> dict:
+    """Remind holders of an active pass the day before their visit (once each)."""
+    from services.passes.reminders import send_visit_reminders
+
+    return send_visit_reminders(session, now)
+
+
 register_periodic(
     "quiz_sweep",
     "* * * * *",
@@ -181,4 +188,11 @@ register_periodic(
     inline=True,
     grace=300,
     description="流向台账事件落库",
+)
+register_periodic(
+    "passes_visit_reminders",
+    "0 17 * * *",
+    "jobs.schedule:passes_visit_reminders",
+    queue=NOTIFICATIONS,
+    description="来访前一天提醒通行证持有人",
 )

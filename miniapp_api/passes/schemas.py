@@ -8,6 +8,14 @@ from typing import Literal
 from pydantic import Field
 
 from core.validation import Model, Out
+from services.passes.rules import GATE_DETAILS, GATE_REASONS
+
+#: Every gate reason code (a Literal, so the OpenAPI schema enumerates them).
+GateReason = Literal[tuple(GATE_REASONS)]  # type: ignore[valid-type]
+
+
+def _codes(table: dict[str, str]) -> str:
+    return "；".join(f"{code}：{text}" for code, text in table.items())
 
 
 class PersonIn(Model):
@@ -84,14 +92,16 @@ class ScanIn(Model):
     holder_hash: str | None = Field(
         None, pattern=r"^[0-9a-fA-F]{16}$", description="身份证阅读器计算的持证人标签"
     )
-    plate: str | None = Field(None, max_length=16, description="车牌识别结果")
+    plate: str | None = Field(
+        None, max_length=16, description="车牌识别结果或人工录入的车牌号（车辆通道必填）"
+    )
 
 
 class ScanOut(Out):
     result: Literal["ok", "error"]
-    reason: str | None
-    message: str
-    detail: str | None
+    reason: GateReason | None = Field(description="拒绝原因代码（通过时为空）：" + _codes(GATE_REASONS))
+    message: str = Field(description="给值守人员看的中文说明")
+    detail: str | None = Field(description="更具体的中文说明：" + "；".join(GATE_DETAILS.values()))
     pass_id: int | None
     holder: str | None
     require_attention: bool
@@ -104,7 +114,7 @@ class OfflineScanIn(Model):
     direction: Literal["in", "out"]
     scanned_at: datetime
     result: Literal["ok", "error"]
-    reason: str | None = Field(None, max_length=32)
+    reason: str | None = Field(None, max_length=32, description="离线闸机给出的拒绝原因代码（同在线核验）")
 
 
 class OfflineUploadIn(Model):

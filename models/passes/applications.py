@@ -45,7 +45,11 @@ class Application(Base):
     """
 
     __tablename__ = "pass_applications"
-    __table_args__ = (Index("ix_pass_applications_subject", "event_id", "subject_index"),)
+    __table_args__ = (
+        Index("ix_pass_applications_subject", "event_id", "subject_index"),
+        # The day-before-visit reminder reads one visit day (services.passes.reminders).
+        Index("ix_pass_applications_visit_from", "visit_from", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("pass_events.id"), index=True)

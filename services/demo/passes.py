@@ -30,6 +30,7 @@ GATES = [
     ("外围区东栅出口", 1, "out", False, "gate02"),
     ("外围区西栅车辆通道", 1, "both", True, "gate03"),
     ("管控区北门", 2, "both", False, "gate04"),
+    ("管控区北门车辆通道", 2, "both", True, "gate06"),  # the demo car's pass is for ring 2
     ("核心区互联网之光博览中心南门", 3, "in", False, "gate05"),
 ]
 VISITORS = [
@@ -89,7 +90,7 @@ def _watch_list(session: Session, officer, event: Event, watched: str, namesake:
 
 
 def seed(session: Session, settings: Settings) -> list[str]:
-    """The summit, its gates (device accounts gate01…gate05), watch entries and six
+    """The summit, its gates (device accounts gate01…gate06), watch entries and six
     applications (approved, manual review, rejected). Idempotent by event name."""
     if session.scalar(select(Event.id).where(Event.name == EVENT_NAME)) is not None:
         return ["passes: demo event exists"]

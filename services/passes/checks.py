@@ -1,24 +1,51 @@
 """The gate's token checks, shared by the online gate and the offline verifier.
 
 Pure functions over a parsed token: no database, no Redis. Order (design/passes.md):
-format -> signature/key -> [revocation: the caller] -> time -> zone -> holder ->
+format -> signature/key -> [revocation: the caller] -> time -> zone -> lane -> holder ->
 [watch list, anti-passback: the caller]. A verified token is remembered in a
-process-wide LRU keyed by its exact text, so the signature of a token is checked once
+process-wide cache keyed by its exact text, so the signature of a token is checked once
 per process; a cache hit still re-checks that its key is currently known (a revoked
 key stops its tokens at once).
+
+Person and vehicle passes differ in the signed ``kind`` byte, so a gate knows which
+lane a pass belongs to without a lookup: a person pass at a vehicle lane, or a vehicle
+pass at a pedestrian gate, is ``wrong_lane``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import re
 import threading
-from collections import OrderedDict
+import unicodedata
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.signing import KIND_PASS, TokenClaims, TokenError, check_validity, parse_token
+
+#: Token kinds of the pass domain: ``KIND_PASS`` (a person) and a vehicle pass. The
+#: vehicle kind lives here until core.signing names it (KIND_VEHICLE_PASS = 3).
+KIND_PERSON_PASS = KIND_PASS
+KIND_VEHICLE_PASS = 3
+PASS_KINDS = frozenset({KIND_PERSON_PASS, KIND_VEHICLE_PASS})
+
+
+_PLATE_NOISE = re.compile(r"[\s·•・\u2027\u30fb\-]")
+
+
+def normalize_plate_read(plate: str) -> str:
+    """A plate as a camera or an operator reports it, in the form applications store
+    (full-width letters and digits folded, upper case, no spaces, middle dots or
+    hyphens): "浙ａ·１23-45" -> "浙A12345"."""
+    return _PLATE_NOISE.sub("", unicodedata.normalize("NFKC", plate)).upper()
+
+
+def plate_tag(key: bytes, plate: str) -> bytes:
+    """Holder tag of a vehicle: HMAC-SHA256(gate key, "plate:" + plate)[:8]."""
+    return hmac.new(key, ("plate:" + plate).encode("utf-8"), hashlib.sha256).digest()[:8]
 
 
 class Refusal(Exception):
@@ -29,29 +56,31 @@ class Refusal(Exception):
 
 
 class VerifiedTokens:
-    """Thread-safe LRU: token text -> claims whose signature verified."""
+    """Token text -> claims whose signature verified, at most ``size`` entries.
+
+    Reads take no lock (a dict lookup is atomic under the GIL) and do not reorder:
+    the oldest insertions are evicted first. Every gate scan reads this, so a hit costs
+    one dict lookup; a pass that is still scanned after eviction is verified once more.
+    """
 
     def __init__(self, size: int = 100_000) -> None:
-        self._data: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._data: dict[str, TokenClaims] = {}
         self._size = size
         self._lock = threading.Lock()
-
-    def get(self, text: str) -> TokenClaims | None:
-        with self._lock:
-            claims = self._data.get(text)
-            if claims is not None:
-                self._data.move_to_end(text)
-            return claims
+        self.get = self._data.get
 
     def put(self, text: str, claims: TokenClaims) -> None:
         with self._lock:
             self._data[text] = claims
-            if len(self._data) > self._size:
-                self._data.popitem(last=False)
+            while len(self._data) > self._size:
+                del self._data[next(iter(self._data))]
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 verified_tokens = VerifiedTokens()
@@ -63,9 +92,12 @@ def verify_pass_token(
     event_id: int,
     cache: VerifiedTokens | None = verified_tokens,
 ) -> TokenClaims:
-    """Format (kind, event), key and signature; raises :class:`Refusal`."""
+    """Format (kind, event), key and signature; raises :class:`Refusal`. A token seen
+    before (same text) is not verified again; its event and key are still checked."""
     claims = cache.get(text) if cache is not None else None
     if claims is not None:
+        if claims.scope_id != event_id:
+            raise Refusal("invalid", "wrong_event")
         if resolve_key(claims.kid) is None:
             raise Refusal("unknown_key")
         return claims
@@ -73,7 +105,7 @@ def verify_pass_token(
         claims, signed, signature = parse_token(text)
     except TokenError as exc:
         raise Refusal(exc.reason, "malformed") from None
-    if claims.kind != KIND_PASS:
+    if claims.kind not in PASS_KINDS:
         raise Refusal("invalid", "wrong_kind")
     if claims.scope_id != event_id:
         raise Refusal("invalid", "wrong_event")
@@ -90,14 +122,23 @@ def verify_pass_token(
 
 
 def after_revocation(
-    claims: TokenClaims, *, gate_ring: int, now: int, leeway: int, holder_read: bytes | None
+    claims: TokenClaims,
+    *,
+    gate_ring: int,
+    now: int,
+    leeway: int,
+    holder_read: bytes | None,
+    vehicle_lane: bool = False,
 ) -> Refusal | None:
-    """Time, zone, holder — the checks after revocation, in order."""
+    """Time, zone, lane, holder — the checks after revocation, in order. At a vehicle
+    lane ``holder_read`` is the tag of the plate the gate read (see ``plate_tag``)."""
     timing = check_validity(claims, now, leeway=leeway)
     if timing is not None:
         return Refusal(timing)
     if claims.zone < gate_ring:
         return Refusal("wrong_zone")
+    if (claims.kind == KIND_VEHICLE_PASS) != vehicle_lane:
+        return Refusal("wrong_lane", "person_at_vehicle_lane" if vehicle_lane else "vehicle_at_person_gate")
     if holder_read is not None and not hmac.compare_digest(holder_read, claims.holder_tag):
-        return Refusal("holder_mismatch")
+        return Refusal("holder_mismatch", "plate_mismatch" if vehicle_lane else "")
     return None

@@ -1,6 +1,7 @@
 """Pass credentials: issue, re-issue (revokes the old token), revoke, revocation list.
 
-The token is the compact Ed25519 token of ``core.signing`` (kind ``KIND_PASS``): object
+The token is the compact Ed25519 token of ``core.signing`` (kind ``KIND_PASS`` for a
+person, ``checks.KIND_VEHICLE_PASS`` for a vehicle, so gates tell the lanes apart): object
 id = pass id, scope id = event id, zone = ring, validity = the visit window, and a
 holder tag — HMAC with the event's gate key over the ID number (visitor) or plate
 (vehicle), truncated to 8 bytes — so a gate can cross-check an ID-card read or a plate
@@ -9,8 +10,6 @@ camera without the QR carrying personal data.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -32,13 +31,9 @@ from models.passes import (
 from models.platform import AuditEntry
 from services import keys
 from services.passes import hotstate
+from services.passes.checks import KIND_PERSON_PASS, KIND_VEHICLE_PASS, plate_tag
 from services.passes.events import gate_key, key_scope
 from services.passes.verification import visit_end, visit_start
-
-
-def plate_tag(key: bytes, plate: str) -> bytes:
-    """Holder tag of a vehicle: HMAC-SHA256(gate key, "plate:" + plate)[:8]."""
-    return hmac.new(key, ("plate:" + plate).encode("utf-8"), hashlib.sha256).digest()[:8]
 
 
 def holder_tag_for(key: bytes, app: Application) -> bytes:
@@ -83,7 +78,7 @@ def issue(
     session.add(credential)
     session.flush()
     credential.token = signing.encode_token(
-        kind=signing.KIND_PASS,
+        kind=KIND_VEHICLE_PASS if app.kind == ApplicationKind.vehicle else KIND_PERSON_PASS,
         object_id=credential.id,
         scope_id=event.id,
         zone=app.ring,

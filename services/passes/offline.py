@@ -3,7 +3,10 @@
 Uploaded scans are facts ("already happened"): accepted ones become passages
 (``offline=True``, idempotent on the nonce), refused ones go to the refused-scan log.
 The server then reports conflicts (the same pass entering one ring at two gates with
-no exit between) and alerts on revoked passes that got through.
+no exit between) and alerts on revoked passes that got through. After the commit the
+accepted scans update the online gates' inside/outside state in Redis (each only if
+newer than the last scan that set it), so an online gate after an offline one sees
+who is inside.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from core.db import utcnow
 from core.errors import Conflict, ValidationFailed
 from models.passes import Event, Gate, Passage, Revocation, ScanRefusal, Zone
 from services import keys
-from services.passes import checks, issuance, lists
+from services.passes import checks, hotstate, issuance, lists
 from services.passes.events import gate_for_device, gate_key, key_scope
 
 
@@ -93,6 +96,7 @@ def upload(
     ctx = load_context(session, gate, kek)
     report = {"accepted": 0, "duplicates": 0, "refused": 0, "conflicts": [], "revoked_passed": []}
     touched: set[int] = set()
+    moves: list[tuple[int, int, str, int]] = []  # (pass, ring, direction, ms) for the gate state
     for scan in scans:
         if scan.direction not in ("in", "out") or scan.scanned_at.tzinfo is None:
             raise ValidationFailed(fields={"scans": "方向应为 in/out，时间需带时区"})
@@ -111,6 +115,8 @@ def upload(
             "recorded_at": now,
         }
         if scan.result == "ok" and pass_id is not None:
+            # Re-uploads re-apply too (a no-op unless a lost publication left the state stale).
+            moves.append((pass_id, gate.ring, scan.direction, int(scan.scanned_at.timestamp() * 1000)))
             if not _insert_one(session, Passage, {**base, "pass_id": pass_id, "ring": gate.ring}):
                 report["duplicates"] += 1
                 continue
@@ -126,6 +132,8 @@ def upload(
     session.flush()
     for pass_id in sorted(touched):
         report["conflicts"].extend(_conflicts(session, gate.event_id, pass_id))
+    if moves:
+        hotstate.after_commit_offline(session, gate.event_id, ctx.max_ring, moves)
     return report
 
 

@@ -2,7 +2,8 @@
 
 The bundle (``services.passes.offline.build_bundle``) is JSON: the event's public keys,
 the ring/gate map, the revocation list with its version, the watched pass ids, and the
-gate key for holder cross-checks. ``apply_delta`` merges a later revocation delta.
+gate key for holder and plate cross-checks. ``apply_delta`` merges a later revocation
+delta.
 Scans are kept for upload (``pending``); anti-passback is local to this device — the
 server reports conflicts between devices after upload.
 """
@@ -45,10 +46,20 @@ class OfflineGate:
         self.revoked.update(delta["pass_ids"])
         self.version = max(self.version, int(delta["version"]))
 
-    def verify(self, qr: str, *, now: datetime, holder_hash: str | None = None) -> tuple[int | None, str]:
-        """(pass id, reason) without touching local state; reason "" means valid."""
+    def verify(
+        self, qr: str, *, now: datetime, holder_hash: str | None = None, plate: str | None = None
+    ) -> tuple[int | None, str]:
+        """(pass id, reason) without touching local state; reason "" means valid. A
+        vehicle lane compares the plate read (required there) with the pass."""
         if self.gate.get("fail_closed"):
             return None, "offline_closed"
+        vehicle = bool(self.gate.get("vehicle"))
+        holder_read = bytes.fromhex(holder_hash) if holder_hash else None
+        if vehicle:
+            read = checks.normalize_plate_read(plate or "")
+            if not read:
+                raise ValueError("a vehicle lane needs the plate read")
+            holder_read = checks.plate_tag(self.gate_key, read)
         try:
             claims = checks.verify_pass_token(qr, self.keys.get, self.event_id, self.cache)
         except checks.Refusal as exc:
@@ -60,7 +71,8 @@ class OfflineGate:
             gate_ring=int(self.gate["ring"]),
             now=int(now.timestamp()),
             leeway=RULE_SET["scan_leeway_seconds"],
-            holder_read=bytes.fromhex(holder_hash) if holder_hash else None,
+            holder_read=holder_read,
+            vehicle_lane=vehicle,
         )
         if refusal is not None:
             return claims.object_id, refusal.reason
@@ -69,10 +81,17 @@ class OfflineGate:
         return claims.object_id, ""
 
     def scan(
-        self, qr: str, *, nonce: str, direction: str, now: datetime, holder_hash: str | None = None
+        self,
+        qr: str,
+        *,
+        nonce: str,
+        direction: str,
+        now: datetime,
+        holder_hash: str | None = None,
+        plate: str | None = None,
     ) -> dict:
         """Verify and apply local anti-passback; the scan is queued for upload."""
-        pass_id, reason = self.verify(qr, now=now, holder_hash=holder_hash)
+        pass_id, reason = self.verify(qr, now=now, holder_hash=holder_hash, plate=plate)
         ring = int(self.gate["ring"])
         if reason == "" and pass_id is not None:
             if direction == "in":

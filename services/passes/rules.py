@@ -61,7 +61,10 @@ RULE_REASONS: dict[str, str] = {
     "not_trusted": "不在信任名单",
 }
 
-#: Gate reason codes (design/passes.md, "Gate check") with what the guard sees.
+#: Gate reason codes (design/passes.md, "Gate check") with what the guard sees. Check
+#: order: invalid, unknown_key, revoked, not_yet_valid/expired, wrong_zone, wrong_lane,
+#: holder_mismatch, watchlist, then already_inside/capacity (anti-passback, occupancy);
+#: offline_closed only at an offline gate that fails closed.
 GATE_REASONS: dict[str, str] = {
     "invalid": "二维码无效：格式或签名错误",
     "unknown_key": "二维码签名密钥未知或已吊销",
@@ -69,6 +72,7 @@ GATE_REASONS: dict[str, str] = {
     "not_yet_valid": "通行证尚未生效",
     "expired": "通行证已过期",
     "wrong_zone": "通行证不含本区域通行权限",
+    "wrong_lane": "通行证类型与通道不符：人员证请走人行通道，车辆证请走车辆通道",
     "holder_mismatch": "证件与持证人/车辆不符",
     "watchlist": "命中关注名单，请民警处置",
     "already_inside": "该证已在区域内（防回传），请先出场",
@@ -82,7 +86,9 @@ GATE_DETAILS: dict[str, str] = {
     "wrong_kind": "二维码不是通行证",
     "truncated": "二维码不完整",
     "bad_signature": "二维码签名错误",
-    "wrong_gate_type": "人员证不能在车辆通道使用（或反之）",
+    "person_at_vehicle_lane": "人员通行证不能在车辆通道使用",
+    "vehicle_at_person_gate": "车辆通行证不能在人行通道使用",
+    "plate_mismatch": "车牌与通行证登记的车辆不符",
 }
 
 #: Gate refusals that need a guard's attention (the rest are routine).

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from models.passes import Alert, Passage
+from services.passes import hotstate
 from services.passes.offline_gate import OfflineGate
 from tests.helpers import Api, make_person, token_for, valid_id_number
+from tests.miniapp_api.test_passes_end_to_end import scan
 from tests.services.passes.builders import make_world, visitor_body
 
 
@@ -91,3 +93,49 @@ def test_core_gate_bundle_fails_closed_by_default(app, db, client):
     bundle = Api(client, token_for(db, device)).get("/passes/gate/bundle").get_json()["data"]
     assert bundle["gate"]["fail_closed"] is True
     assert OfflineGate(bundle).verify("ZZ1:ANY", now=datetime.now(UTC))[1] == "offline_closed"
+
+
+def _upload(device: Api, gate: OfflineGate) -> dict:
+    resp = device.post("/passes/gate/offline-scans", {"scans": gate.pending})
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()["data"]
+
+
+def _offline(client, world, name: str) -> tuple[Api, OfflineGate]:
+    device = Api(client, world.device_tokens[name])
+    return device, OfflineGate(device.get("/passes/gate/bundle").get_json()["data"])
+
+
+def test_online_gate_after_an_offline_entry_sees_the_pass_inside(app, db, client):
+    world, citizen, issued = _setup(app, db, client)
+    device, east = _offline(client, world, "outer_in")
+    now = datetime.now(UTC)
+    assert east.scan(issued["token"], nonce="east-in-01", direction="in", now=now)["result"] == "ok"
+    report = _upload(device, east)
+    assert report["accepted"] == 1
+    online = scan(citizen, world.device_tokens["outer_in2"], issued["token"])
+    assert online["reason"] == "already_inside"
+    _upload(device, east)  # a re-upload changes nothing
+    out = scan(citizen, world.device_tokens["outer_out"], issued["token"], direction="out")
+    assert out["result"] == "ok"
+    assert scan(citizen, world.device_tokens["outer_in2"], issued["token"])["result"] == "ok"
+    inside = app.extensions["zhizhi"].redis.hget(hotstate.key(world.event.id, "inside"), "1")
+    assert int(inside) == 1
+
+
+def test_offline_exit_lets_the_pass_in_again_online_but_an_older_entry_does_not(app, db, client):
+    world, citizen, issued = _setup(app, db, client)
+    t = world.device_tokens
+    assert scan(citizen, t["outer_in"], issued["token"])["result"] == "ok"  # online, inside now
+    device, exit_gate = _offline(client, world, "outer_out")
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    assert exit_gate.scan(issued["token"], nonce="west-out-01", direction="out", now=later)["result"] == "ok"
+    _upload(device, exit_gate)
+    assert scan(citizen, t["outer_in2"], issued["token"])["result"] == "ok"  # re-entry after the exit
+    assert scan(citizen, t["outer_out"], issued["token"], direction="out")["result"] == "ok"
+    # An offline entry from before that online exit, uploaded only now: still outside.
+    device, stale = _offline(client, world, "outer_in2")
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+    assert stale.scan(issued["token"], nonce="stale-in-01", direction="in", now=earlier)["result"] == "ok"
+    assert _upload(device, stale)["accepted"] == 1
+    assert scan(citizen, t["outer_in"], issued["token"])["result"] == "ok"

@@ -1,28 +1,45 @@
-"""The gate's Lua script on the in-process store (fakeredis runs the same Lua)."""
+"""The gate's Lua scripts on the in-process store (fakeredis runs the same Lua) and, when
+``REDIS_URL`` is set, on the real server through the hot path's raw connection."""
 
 from __future__ import annotations
 
+import os
+
 import fakeredis
 import pytest
+import redis
 
-from services.passes import hotstate
+from services.passes import hotstate, scanlink
 
 EVENT = 5
 
 
-@pytest.fixture
-def r():
-    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+@pytest.fixture(params=["fakeredis", "redis"])
+def r(request):
+    if request.param == "fakeredis":
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    elif os.environ.get("REDIS_URL"):
+        client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5)
+    else:
+        pytest.skip("REDIS_URL not set")
+    for name in client.keys(hotstate.key(EVENT, "*")):
+        client.delete(name)
     client.sadd(hotstate.key(EVENT, "rev"), hotstate.SENTINEL)
     client.sadd(hotstate.key(EVENT, "watch"), hotstate.SENTINEL)
-    return client
+    yield client
+    for name in client.keys(hotstate.key(EVENT, "*")):
+        client.delete(name)
 
 
-def scan(r, nonce, pass_id=1, *, verdict="", direction="in", ring=1, max_inside=None):
+def scan(r, nonce, pass_id=1, *, verdict="", direction="in", ring=1, max_inside=None, at=1):
     return hotstate.run_scan(
         r, event_id=EVENT, nonce=nonce, pass_id=pass_id, verdict=verdict, detail="", ring=ring,
-        direction=direction, max_inside=max_inside, gate_id=9, scanned_at_ms=1, max_ring=3, ttl=60,
+        direction=direction, max_inside=max_inside, gate_id=9, scanned_at_ms=at, max_ring=3, ttl=60,
     )[:2]  # fmt: skip
+
+
+def inside(r) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in r.hgetall(hotstate.key(EVENT, "inside")).items()}
 
 
 def test_unsynced_state_asks_for_a_sync():
@@ -61,8 +78,83 @@ def test_script_is_reloaded_after_a_flush(r):
 
 
 def test_a_dropped_scan_connection_is_replaced(r):
+    import socket
+
     assert scan(r, "n1")[0] == "new"
-    conn = getattr(hotstate._local, "conn", None)
-    if conn is not None:
-        conn.disconnect()
+    link = scanlink._local.link
+    link.conn.disconnect()  # the client noticed (e.g. a pool reset): reconnects on the slow path
     assert scan(r, "n2", pass_id=2)[0] == "new"
+    assert scanlink._local.link is link
+    if link.sock is not None:  # real Redis: back on the raw path, then its socket dies
+        assert link.sock is link.conn._sock and link.sock.gettimeout() is None
+        link.sock.shutdown(socket.SHUT_RDWR)
+        assert scan(r, "n3", pass_id=3)[0] == "new"
+        assert scanlink._local.link is None  # dropped; the next scan opens a new link
+    assert scan(r, "n4", pass_id=4) == ["new", "|"]
+    assert r.xlen(hotstate.key(EVENT, "stream")) == (4 if link.sock is not None else 3)
+
+
+def test_exit_at_an_outer_ring_also_leaves_the_inner_rings(r):
+    assert scan(r, "n1", ring=1) == ["new", "|"]
+    assert scan(r, "n2", ring=3) == ["new", "|"]
+    assert scan(r, "n3", ring=3) == ["new", "already_inside|"]  # no exit yet
+    assert scan(r, "n4", ring=1, direction="out") == ["new", "|"]
+    assert inside(r) == {"1": 0, "3": 0}
+    assert scan(r, "n5", ring=3) == ["new", "|"]  # re-entry after the exit
+    assert scan(r, "n6", ring=1) == ["new", "|"]
+
+
+def test_an_exit_frees_capacity_once_even_when_replayed(r):
+    assert scan(r, "n1", pass_id=1, max_inside=1) == ["new", "|"]
+    assert scan(r, "n2", pass_id=2, max_inside=1) == ["new", "capacity|"]
+    assert scan(r, "n3", pass_id=1, direction="out") == ["new", "|"]
+    assert scan(r, "n3", pass_id=1, direction="out") == ["dup", "|"]
+    assert scan(r, "n4", pass_id=1, direction="out") == ["new", "|"]  # an exit while outside
+    assert inside(r) == {"1": 0}
+    assert scan(r, "n5", pass_id=2, max_inside=1) == ["new", "|"]
+    assert scan(r, "n6", pass_id=3, max_inside=1) == ["new", "capacity|"]
+    assert scan(r, "n7", pass_id=1, max_inside=1) == ["new", "capacity|"]  # a refusal changes nothing
+    assert inside(r) == {"1": 1}
+
+
+def test_offline_passages_apply_only_when_newer_than_the_last_scan(r):
+    assert scan(r, "n1", pass_id=1, at=1_000) == ["new", "|"]
+    # Offline, later: pass 1 left, pass 2 came in; an older offline entry of pass 3 too.
+    moves = [(1, 1, "out", 2_000), (2, 1, "in", 2_500), (3, 1, "in", 500)]
+    assert hotstate.apply_offline(r, EVENT, 3, moves) == 3
+    assert inside(r) == {"1": 2}
+    assert scan(r, "n2", pass_id=1, at=3_000) == ["new", "|"]  # out since 2_000: may re-enter
+    assert scan(r, "n3", pass_id=2, at=3_000) == ["new", "already_inside|"]
+    assert scan(r, "n4", pass_id=3, at=3_000, direction="out") == ["new", "|"]
+    # An offline entry older than that online exit, uploaded late, does not put it back.
+    assert hotstate.apply_offline(r, EVENT, 3, [(3, 1, "in", 2_900)]) == 0
+    assert scan(r, "n5", pass_id=3, at=3_100) == ["new", "|"]
+    # Uploading the same batch again changes nothing.
+    assert hotstate.apply_offline(r, EVENT, 3, moves) == 0
+    assert inside(r) == {"1": 3}
+
+
+def test_offline_exit_at_an_outer_ring_clears_inner_rings_it_is_newer_than(r):
+    assert scan(r, "n1", pass_id=1, ring=3, at=1_000) == ["new", "|"]
+    assert scan(r, "n2", pass_id=1, ring=2, at=3_000) == ["new", "|"]
+    assert hotstate.apply_offline(r, EVENT, 3, [(1, 1, "out", 2_000)]) == 1  # ring 3 only
+    assert scan(r, "n3", pass_id=1, ring=3, at=4_000) == ["new", "|"]
+    assert scan(r, "n4", pass_id=1, ring=2, at=4_000) == ["new", "already_inside|"]
+
+
+def test_the_scan_link_keeps_its_timeout_in_the_kernel():
+    import socket
+    import time
+
+    a, b = socket.socketpair()
+    a.settimeout(0.2)
+    scanlink._kernel_timeout(a)
+    assert a.gettimeout() is None  # blocking: no poll() before each send and receive
+    t = time.monotonic()
+    with pytest.raises(BlockingIOError):  # ... and still bounded: EAGAIN after the timeout
+        a.recv(10)
+    assert 0.15 < time.monotonic() - t < 2
+    b.sendall(b"+OK\r\n")
+    assert a.recv(10) == b"+OK\r\n"
+    a.close()
+    b.close()
