@@ -85,10 +85,18 @@ async def _worker(
     latencies: list[float],
     statuses: dict[int, int],
     check: Callable[[int, bytes], None] | None,
+    recycle: int,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = 0
     try:
         while counter[0] < limit and time.perf_counter() < deadline:
+            if recycle and sent and sent % recycle == 0:
+                # A fresh connection lands on whichever worker accepts first; recycling
+                # keeps one unlucky spread of connections over workers from deciding a run.
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            sent += 1
             n = counter[0]
             counter[0] += 1
             req = next_request(n)
@@ -111,8 +119,13 @@ def run(
     seconds: float = 20.0,
     connections: int = 16,
     check: Callable[[int, bytes], None] | None = None,
+    recycle: int = 50,
 ) -> Result:
-    """Send up to ``requests`` requests (at most ``seconds``) over ``connections`` sockets."""
+    """Send up to ``requests`` requests (at most ``seconds``) over ``connections`` sockets.
+
+    Each socket is replaced after ``recycle`` requests (0: never), so that connections are
+    spread over the server's worker processes afresh many times in a run.
+    """
 
     async def main() -> Result:
         counter = [0]
@@ -122,7 +135,7 @@ def run(
         deadline = start + seconds
         await asyncio.gather(
             *[
-                _worker(port, next_request, counter, requests, deadline, latencies, statuses, check)
+                _worker(port, next_request, counter, requests, deadline, latencies, statuses, check, recycle)
                 for _ in range(connections)
             ]
         )
