@@ -118,17 +118,19 @@ def parse_envelope(data: bytes) -> dict[str, Any]:
 
 
 # A flat WeChat document (every field a CDATA section or plain text, no markup, no
-# entities), as WeChat sends text messages and most events, is read by two regular
+# entities), as WeChat sends text messages and most events, is read by regular
 # expressions into the same dict the parser would build; anything else (nested fields,
-# entities, comments, a DTD, characters XML forbids) returns None and goes through the
-# parser, which accepts or refuses it. CDATA content and text never contain "]]>".
-_CDATA = r"<!\[CDATA\[((?:[^\]]|\](?!\]>))*)\]\]>"
-_TEXT = r"((?:[^<&\]]|\](?!\]>))*)"
-_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
-_FIELD = re.compile(rf"[ \t\n]*<({_NAME})>(?:{_CDATA}|{_TEXT})</\1>")
-_FLAT = re.compile(rf"[ \t\n]*<xml>((?:[ \t\n]*<({_NAME})>(?:{_CDATA}|{_TEXT})</\2>)*)[ \t\n]*</xml>[ \t\n]*")
-# XML forbids these characters; "\r" is left to the parser (it normalizes line ends).
-_NOT_FLAT = re.compile("[\x00-\x08\x0b-\x1f\ufffe\uffff]")
+# entities, comments, a DTD, characters XML forbids, "\r" which XML turns into "\n")
+# returns None and goes through the parser, which accepts or refuses it. CDATA content
+# and text never contain "]]>".
+_HIGH = r"\u005e-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"  # XML characters from "^" up
+_IN_CDATA = rf"[\t\n\u0020-\u005c{_HIGH}]"  # an XML character, not "]" (nor "\r")
+_IN_TEXT = rf"[\t\n\u0020-\u0025\u0027-\u003b\u003d-\u005c{_HIGH}]"  # nor "&" or "<"
+_CDATA = rf"<!\[CDATA\[({_IN_CDATA}*(?:\](?!\]>){_IN_CDATA}*)*)\]\]>"
+_TEXT = rf"({_IN_TEXT}*(?:\](?!\]>){_IN_TEXT}*)*)"
+_FIELD = re.compile(rf"[ \t\n]*<([A-Za-z_][A-Za-z0-9_]{{0,63}})>(?:{_CDATA}|{_TEXT})</\1>")
+_OPEN = re.compile(r"[ \t\n]*<xml>")
+_CLOSE = re.compile(r"[ \t\n]*</xml>[ \t\n]*")
 
 
 def parse_flat(data: bytes | str) -> dict[str, Any] | None:
@@ -138,13 +140,15 @@ def parse_flat(data: bytes | str) -> dict[str, Any] | None:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    m = _FLAT.fullmatch(data) if len(data) <= MAX_BODY else None
-    if m is None or _NOT_FLAT.search(data):
+    m = _OPEN.match(data) if len(data) <= MAX_BODY else None
+    if m is None:
         return None
     out: dict[str, Any] = {}
-    for name, cdata, text in _FIELD.findall(m.group(1)):
-        out[name] = (cdata or text).strip()
-    return out
+    pos, field = m.end(), _FIELD.match
+    while (m := field(data, pos)) is not None:
+        out[m.group(1)] = (m.group(2) or m.group(3) or "").strip()
+        pos = m.end()
+    return out if _CLOSE.fullmatch(data, pos) else None
 
 
 def _element(node: ET.Element) -> Any:

@@ -82,7 +82,7 @@ def test_anything_else_is_left_to_the_parser(doc):
 
 
 names = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z")
-tokens = st.sampled_from([*"ab ]>[<&;/\n\t中文!-", "]]>", "]]", "CDATA", "&amp;"])
+tokens = st.sampled_from([*"ab ]>[<&;/\n\t\r\x01\x1f\ufffe中文😀!-", "]]>", "]]", "CDATA", "&amp;"])
 values = st.lists(tokens, max_size=8).map("".join)
 
 
