@@ -1,13 +1,20 @@
 """Signed safe-mode WeChat text messages per second through gunicorn, as a ratio to the
 bare Flask ``success`` endpoint measured in the same run with the same server settings.
 
-Every message is a distinct MsgId ("帮助" from one of a few hundred users), signed and
-AES-encrypted like WeChat's: the bot verifies the signature and the timestamp window,
-decrypts and checks the AppID, parses, claims the dedup key + takes the user's lock +
-loads the state (one Redis round trip), routes, stores reply/state and unlocks (one more
-round trip), and answers with an encrypted passive reply. The users are warmed first, so
-the identity lookup is served from the conversation state (as for anyone chatting); the
-first message of a user in 5 minutes costs one more database query.
+The messages are what people chatting with the account send, each a distinct MsgId,
+signed and AES-encrypted like WeChat's: 300 users (half of them bound grid workers, half
+not yet bound) each go through "帮助" (help for their roles), "查验" (starts the
+verification flow: its state is written to Redis), "取消" (leaves the flow: the state is
+dropped) and "你好" (not understood: the short help), in turn. Every reply is decrypted
+after its round and checked against what that user's message must get (the request's
+nonce, echoed in the reply envelope, names the message); a wrong or missing answer fails
+the benchmark.
+
+Per message the bot verifies the signature and the timestamp window, decrypts and checks
+the AppID, parses, claims the dedup key + takes the user's lock + loads the state and the
+cached identity (one Redis round trip), routes, sends the reply/state/unlock script
+without waiting for it (bot.link), and answers with an encrypted passive reply: no SQL.
+The identity of each user is loaded once, during the warm-up.
 
 ``make bench`` runs it with the others (``run``); alone:
 ``.venv/bin/python -m bench.bench_bot [--requests 6000]``.
@@ -16,48 +23,114 @@ first message of a user in 5 minutes costs one more database query.
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import statistics
 import time
 
 from bench import loadgen
 from bench.harness import Row, app_env, bench_database, gunicorn, print_table
-from bot.crypto import MessageCrypto, sha1_signature
+from bot.crypto import MessageCrypto, sha1_signature, signature_matches
 
 TOKEN, APP_ID = "benchtoken", "wx00000000bench001"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-USERS = 300
+USERS = 300  # even users are bound grid workers
 TARGET_RATIO = 0.40
-ROUNDS = 5
+ROUNDS = 7
 TARGET_P99_MS = 100.0
 
+#: what each user sends, in turn, and a piece of the reply it must get
+SCRIPT = [
+    ("帮助", "您可以发送"),
+    ("查验", "请发送要查验的编号"),
+    ("取消", "已取消当前操作"),
+    ("你好", "没看懂您的消息"),
+]
+WORKER_ONLY = "每日一练"  # in a bound grid worker's help, never in an unbound user's
+BIND_HINT = "首次使用请先绑定"
 
-def build_messages(n: int, *, first_id: int, users: int = USERS) -> list[bytes]:
-    """``n`` pre-encoded HTTP requests (encryption is the client's cost, not measured)."""
+
+RUN = secrets.token_hex(3)  # fresh chat users per run: nothing left in Redis from an earlier one
+
+
+def openid(user: int) -> str:
+    return f"o_bench_{RUN}_{user:04d}"
+
+
+def seed(database_url: str) -> None:
+    """The bound half of the users: a grid worker each, with the official-account identity."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from models.identity import Identity, IdentityKind, Person, Role, RoleGrant
+
+    engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with Session(engine) as s:
+        for user in range(0, USERS, 2):
+            person = Person(name=f"网格员{user:04d}")
+            s.add(person)
+            s.flush()
+            s.add(RoleGrant(person_id=person.id, role=Role.grid_worker))
+            s.add(Identity(person_id=person.id, kind=IdentityKind.wechat_oa, app_id=APP_ID,
+                           external_id=openid(user)))  # fmt: skip
+        s.commit()
+    engine.dispose()
+
+
+def build_messages(first: int, n: int, msg_base: int) -> list[bytes]:
+    """Messages ``first .. first+n-1`` as pre-encoded HTTP requests (encryption is the
+    client's cost, not measured). Message ``k`` is user ``k % USERS``'s turn ``k // USERS``."""
     crypto = MessageCrypto(TOKEN, AES_KEY, APP_ID)
     now = int(time.time())
     out = []
-    for i in range(n):
-        openid = f"o_bench_{i % users}"
-        ts, nonce = str(now), str(secrets.randbelow(10**9))
+    for k in range(first, first + n):
+        user, text = openid(k % USERS), SCRIPT[(k // USERS) % len(SCRIPT)][0]
+        ts, nonce = str(now), str(k)
         inner = (
-            f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+            f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{user}]]>"
             f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[帮助]]></Content><MsgId>{first_id + i}</MsgId></xml>"
+            f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_base + k}</MsgId></xml>"
         )
         encrypt = crypto.encrypt(inner)
         sig = sha1_signature(TOKEN, ts, nonce, encrypt)
-        path = (
-            f"/bot/wechat?timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={sig}&openid={openid}"
-        )
+        path = f"/bot/wechat?timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={sig}&openid={user}"
         body = f"<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         out.append(loadgen.build_request("POST", path, body.encode(), headers={"Content-Type": "text/xml"}))
     return out
 
 
-def _check(status: int, body: bytes) -> None:
-    if status != 200 or b"<Encrypt>" not in body:
-        raise AssertionError(f"unexpected bot answer {status}: {body[:200]!r}")
+_FIELD = {name: re.compile(rf"<{name}><!\[CDATA\[(.*?)\]\]></{name}>|<{name}>(\d+)</{name}>", re.S)
+          for name in ("Encrypt", "MsgSignature", "TimeStamp", "Nonce", "ToUserName", "Content")}  # fmt: skip
+
+
+def _field(name: str, xml: str) -> str:
+    m = _FIELD[name].search(xml)
+    if m is None:
+        raise AssertionError(f"reply without {name}: {xml[:200]!r}")
+    return m.group(1) if m.group(1) is not None else m.group(2)
+
+
+def verify(answers: list[tuple[int, bytes]]) -> None:
+    """Every answer: 200, a correctly signed encrypted reply to the right user with the
+    text its message must get."""
+    crypto = MessageCrypto(TOKEN, AES_KEY, APP_ID)
+    for status, body in answers:
+        xml = body.decode("utf-8", "replace")
+        if status != 200 or "<Encrypt>" not in xml:
+            raise AssertionError(f"unexpected bot answer {status}: {body[:200]!r}")
+        encrypt, k = _field("Encrypt", xml), int(_field("Nonce", xml))
+        signature, timestamp = _field("MsgSignature", xml), _field("TimeStamp", xml)
+        if not signature_matches(signature, TOKEN, timestamp, str(k), encrypt):
+            raise AssertionError(f"reply to message {k}: bad MsgSignature")
+        inner = crypto.decrypt(encrypt)
+        user, (_, expected) = k % USERS, SCRIPT[(k // USERS) % len(SCRIPT)]
+        content = _field("Content", inner)
+        if _field("ToUserName", inner) != openid(user) or expected not in content:
+            raise AssertionError(f"reply to message {k} ({openid(user)}): {content!r}, expected {expected!r}")
+        if expected == SCRIPT[0][1] and (WORKER_ONLY in content) != (user % 2 == 0):
+            raise AssertionError(f"help for {openid(user)} does not fit the account: {content!r}")
+        if expected == SCRIPT[0][1] and (BIND_HINT in content) != (user % 2 == 1):
+            raise AssertionError(f"help for {openid(user)} does not fit the binding: {content!r}")
 
 
 def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int = 6000) -> list[Row]:
@@ -68,19 +141,29 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
         database_url, WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID, WECHAT_AES_KEY=AES_KEY,
         WECHAT_APP_SECRET="bench-secret",  # noqa: S106 (not a real secret)
     )  # fmt: skip
-    base_id = int(time.time()) * 100_000
-    warm = build_messages(USERS * 2, first_id=base_id)
-    per_round = max(requests // ROUNDS, 200)
-    msgs = build_messages(per_round * ROUNDS, first_id=base_id + USERS * 2)
+    seed(database_url)
+    msg_base = int(time.time()) * 100_000
+    per_round = max(requests // 5, 200)
+    warm_n = USERS * len(SCRIPT)  # every user once through the whole script
+    warm = build_messages(0, warm_n, msg_base)
+    msgs = build_messages(warm_n, per_round * ROUNDS, msg_base)
     ok = loadgen.build_request("POST", "/success", b"x")
     ratios, bot_rps, bare_rps, latencies = [], [], [], []
     with gunicorn("bench.baseline:app") as bare_port, gunicorn("wsgi:app", env) as port:
         loadgen.run(bare_port, lambda n: ok, requests=500)
-        loadgen.run(port, lambda n: warm[n], requests=len(warm), check=_check)
+        answers: list[tuple[int, bytes]] = []
+        loadgen.run(port, lambda n: warm[n], requests=warm_n, check=lambda s, b: answers.append((s, b)))
+        verify(answers)
         for r in range(ROUNDS):
             bare = loadgen.run(bare_port, lambda n: ok, requests=per_round)
-            chunk = msgs[r * per_round : (r + 1) * per_round]
-            bot = loadgen.run(port, lambda n, c=chunk: c[n], requests=per_round, check=_check)
+            chunk, answers = msgs[r * per_round : (r + 1) * per_round], []
+            keep = answers.append  # the check runs in the measured loop: just keep the answer
+            bot = loadgen.run(
+                port, chunk.__getitem__, requests=per_round, check=lambda s, b, k=keep: k((s, b))
+            )
+            verify(answers)  # after the round: not part of the measured time
+            if len(answers) != per_round:
+                raise AssertionError(f"round {r}: {len(answers)} of {per_round} messages answered")
             ratios.append(bot.rps / bare.rps)
             bot_rps.append(bot.rps)
             bare_rps.append(bare.rps)
@@ -97,7 +180,8 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
             statistics.median(bot_rps) / ratio,
             target=f">= {TARGET_RATIO:.0%}",
             met=ratio >= TARGET_RATIO,
-            note=f"median of {ROUNDS} interleaved rounds; ratios {' '.join(f'{x:.2f}' for x in ratios)}; "
+            note=f"median of {ROUNDS} interleaved rounds of {per_round}; ratios "
+            f"{' '.join(f'{x:.2f}' for x in ratios)}; all replies decrypted and checked; "
             f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; earlier baseline {baselines['success'].rps:.0f} req/s",
         ),
         Row(

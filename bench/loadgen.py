@@ -96,7 +96,7 @@ async def _worker(
                 # keeps one unlucky spread of connections over workers from deciding a run.
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                if counter[0] >= limit:  # the others took the rest while we reconnected
+                if counter[0] >= limit:  # the others took the rest while this one reconnected
                     break
             sent += 1
             n = counter[0]

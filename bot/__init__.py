@@ -11,7 +11,8 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from bot import dingtalk, wechat
+    from bot import dingtalk, identity, wechat
 
     app.register_blueprint(wechat.bp)
     app.register_blueprint(dingtalk.bp)
+    identity.install(app)

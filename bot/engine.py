@@ -2,9 +2,12 @@
 
 Adapters (bot.wechat, bot.dingtalk) turn a verified platform payload into a ``Message``
 and render the ``Reply`` back. ``handle`` runs one message: claim the dedup key and the
-user's lock and load the state (one Redis round trip), route the text/event to a
-command or to the user's current flow, commit the unit of work (outbox rows are
-dispatched after the commit), cache the reply and store the state (one more round trip).
+user's lock and load the state and the cached identity (one Redis round trip), route
+the text/event to a command or to the user's current flow, commit the unit of work
+(outbox rows are dispatched after the commit), then cache the reply, store the state
+and release the lock (one script sent without waiting for its reply, see bot.store).
+A message answered from the state and the cached identity (help, a menu, a step of a
+flow kept in Redis) touches no database.
 
 A duplicate delivery gets the cached reply (or ``success`` while the first delivery is
 still running) and changes nothing.
@@ -22,7 +25,7 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
-from bot.store import SILENT, Conversation, thread_client
+from bot.store import SILENT, UNCHANGED, Conversation, dump_state
 from core.db import utcnow
 from core.errors import DomainError
 
@@ -31,7 +34,6 @@ log = logging.getLogger("zhizhi.bot")
 #: a passive reply later than this would miss WeChat's 5-second window: send it as a
 #: customer-service message instead and answer ``success``.
 PASSIVE_BUDGET = 4.0
-WHO_TTL = 300  # seconds the cached identity (person, roles) in the state is trusted
 
 
 @dataclass
@@ -87,11 +89,15 @@ class Reply:
 class Turn:
     """What a dialog sees: the message, the user's state, a lazy DB session, the clock."""
 
-    def __init__(self, ext: Any, msg: Message, state: dict[str, Any], now: datetime) -> None:
+    def __init__(
+        self, ext: Any, msg: Message, state: dict[str, Any], now: datetime, who: dict[str, Any] | None = None
+    ) -> None:
         self.ext = ext
         self.msg = msg
         self.state = state
         self.now = now
+        self._who = who
+        self.who_loaded = False  # the identity came from the database: cache it
         self._session: Session | None = None
         self._actor: Any = None
 
@@ -104,10 +110,11 @@ class Turn:
     # -- who is talking ----------------------------------------------------------------
 
     def who(self) -> dict[str, Any]:
-        """``{"pid": person id or None, "roles": [...]}``, cached in the state for 5 min."""
-        cached = self.state.get("who")
-        if cached and time.time() - cached.get("at", 0) < WHO_TTL:
-            return cached
+        """``{"pid": person id or None, "roles": [...]}``: cached in Redis per chat user
+        (bot.store.WHO_TTL; bind/unbind and role changes drop it, see bot.identity),
+        else loaded from the database once and cached when the message finishes."""
+        if self._who is not None:
+            return self._who
         from services.auth import find_identity
 
         ident = find_identity(self.session, self.identity_kind, self.msg.app, self.msg.sender)
@@ -119,8 +126,14 @@ class Turn:
         return self.remember(pid, roles)
 
     def remember(self, pid: int | None, roles: list[str]) -> dict[str, Any]:
-        self.state["who"] = {"pid": pid, "roles": roles, "at": int(time.time())}
-        return self.state["who"]
+        self._who = {"pid": pid, "roles": roles}
+        self.who_loaded = True
+        return self._who
+
+    def forget_who(self) -> None:
+        """Do not cache what this turn learned about the identity."""
+        self._who = None
+        self.who_loaded = False
 
     @property
     def identity_kind(self) -> Any:
@@ -199,7 +212,7 @@ FAILURE_TEXT = "系统繁忙，请稍后再试。"
 def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
     """Run one message through the router; never raises for a user's input."""
     started = time.monotonic()
-    convo = Conversation(thread_client(ext.redis), msg.user_key, msg.dedup)
+    convo = Conversation(ext.redis, msg.user_key, msg.dedup)
     try:
         claim = convo.claim_waiting()
     except redis.RedisError as exc:  # no dedup, no lock: doing the work could do it twice
@@ -209,13 +222,19 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         return Reply.from_json(claim.cached)
     if claim.status == "busy":
         return Reply(text=BUSY_TEXT)
-    turn = Turn(ext, msg, claim.state, now or utcnow())
+    turn = Turn(ext, msg, claim.state, now or utcnow(), claim.who)
     reply, cache = _run(turn, claim.raw_state)
     if cache is not None and not reply.silent and time.monotonic() - started > PASSIVE_BUDGET:
         reply = _deliver_late(ext, msg, reply)
         cache = reply.to_json()  # a retry must not answer a second time
+    state = dump_state(turn.state)
     try:
-        convo.finish(cache, turn.state)
+        convo.finish(
+            cache,
+            UNCHANGED if state and state == claim.raw_state else state,
+            turn.who() if turn.who_loaded else None,
+            wait=False,
+        )
     except Exception:  # the reply is still right; the lock expires by itself
         log.exception("bot: could not store conversation state")
     return reply
@@ -235,16 +254,15 @@ def _run(turn: Turn, raw_state: str) -> tuple[Reply, str | None]:
             turn.commit()
         else:
             turn.close(rollback=True)
-        who = turn.state.get("who")
         turn.state = _state(raw_state)
-        if who:
-            turn.state["who"] = who
+        turn.forget_who()  # it may describe a binding that was rolled back: reload next time
         reply = Reply(text=exc.message)
         return reply, reply.to_json()
     except Exception:
         log.exception("bot: %s message failed", turn.msg.channel)
         turn.close(rollback=True)
         turn.state = _state(raw_state)
+        turn.forget_who()
         return Reply(text=FAILURE_TEXT), None
     finally:
         turn.close()

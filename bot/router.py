@@ -82,9 +82,15 @@ def _load() -> None:
     import bot.dialogs  # noqa: F401  (registers every dialog)
 
 
+_sorted: list[Command] = []
+
+
 def commands() -> list[Command]:
+    """Every command in registration order (do not modify the list)."""
     _load()
-    return sorted(_COMMANDS.values(), key=lambda c: c.order)
+    if len(_sorted) != len(_COMMANDS):
+        _sorted[:] = sorted(_COMMANDS.values(), key=lambda c: c.order)
+    return _sorted
 
 
 def menu_keys() -> dict[str, str]:

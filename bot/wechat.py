@@ -85,15 +85,19 @@ def _body() -> bytes:
 
 def parse_xml(data: bytes | str) -> dict[str, Any]:
     """WeChat XML to a dict (nested elements become dicts); DTDs and entities refused."""
+    flat = parse_flat(data)
+    if flat is not None:
+        return flat
     try:
-        root = safe_fromstring(data, forbid_dtd=True)
+        root = safe_fromstring(data.encode("utf-8") if isinstance(data, str) else data, forbid_dtd=True)
     except ET.ParseError:
         raise Refused(400, "malformed XML") from None
     except DefusedXmlException:
         raise Refused(400, "DTDs and entities are not accepted") from None
     if root.tag != "xml":
         raise Refused(400, "not a WeChat message")
-    return _element(root)
+    fields = _element(root)
+    return fields if isinstance(fields, dict) else {}  # <xml>text</xml>: no fields
 
 
 # The safe-mode envelope WeChat sends, matched whole (so only well-formed XML passes);
@@ -111,6 +115,40 @@ def parse_envelope(data: bytes) -> dict[str, Any]:
     if m:
         return {"Encrypt": m.group(1)}
     return parse_xml(data)
+
+
+# A flat WeChat document (every field a CDATA section or plain text, no markup, no
+# entities), as WeChat sends text messages and most events, is read by regular
+# expressions into the same dict the parser would build; anything else (nested fields,
+# entities, comments, a DTD, characters XML forbids, "\r" which XML turns into "\n")
+# returns None and goes through the parser, which accepts or refuses it. CDATA content
+# and text never contain "]]>".
+_HIGH = r"\u005e-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"  # XML characters from "^" up
+_IN_CDATA = rf"[\t\n\u0020-\u005c{_HIGH}]"  # an XML character, not "]" (nor "\r")
+_IN_TEXT = rf"[\t\n\u0020-\u0025\u0027-\u003b\u003d-\u005c{_HIGH}]"  # nor "&" or "<"
+_CDATA = rf"<!\[CDATA\[({_IN_CDATA}*(?:\](?!\]>){_IN_CDATA}*)*)\]\]>"
+_TEXT = rf"({_IN_TEXT}*(?:\](?!\]>){_IN_TEXT}*)*)"
+_FIELD = re.compile(rf"[ \t\n]*<([A-Za-z_][A-Za-z0-9_]{{0,63}})>(?:{_CDATA}|{_TEXT})</\1>")
+_OPEN = re.compile(r"[ \t\n]*<xml>")
+_CLOSE = re.compile(r"[ \t\n]*</xml>[ \t\n]*")
+
+
+def parse_flat(data: bytes | str) -> dict[str, Any] | None:
+    """The fields of a flat WeChat document, or None when it is not one (see above)."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    m = _OPEN.match(data) if len(data) <= MAX_BODY else None
+    if m is None:
+        return None
+    out: dict[str, Any] = {}
+    pos, field = m.end(), _FIELD.match
+    while (m := field(data, pos)) is not None:
+        out[m.group(1)] = (m.group(2) or m.group(3) or "").strip()
+        pos = m.end()
+    return out if _CLOSE.fullmatch(data, pos) else None
 
 
 def _element(node: ET.Element) -> Any:
@@ -141,9 +179,9 @@ def to_message(data: dict[str, Any], app_id: str) -> Message:
     msg_type = str(data.get("MsgType") or "").lower()
     if not sender or not msg_type:
         raise Refused(400, "missing FromUserName or MsgType")
-    typed = typed_message(data)
     created = str(data.get("CreateTime") or "0")
     if msg_type == "event":
+        typed = typed_message(data)  # normalizes subscribe-with-scene to subscribe_scan
         event = str(typed._data.get("Event") or "").lower()
         key = str(typed._data.get("EventKey") or "")
         dedup = f"e:{created}:{event}:{key}"
@@ -238,4 +276,4 @@ def _decrypt(outer: dict[str, Any], cfg: dict[str, Any], timestamp: str, nonce: 
         inner = crypto.decrypt(encrypt)
     except CryptoError as exc:
         raise Refused(403 if exc.code == "app_id_mismatch" else 400, exc.code) from None
-    return parse_xml(inner.encode("utf-8"))
+    return parse_xml(inner)

@@ -36,24 +36,38 @@ def silent() -> Reply:
     return Reply(silent=True)
 
 
-def _available(turn: Turn, cmd: Command) -> bool:
-    return cmd.roles is None or turn.has_role(*cmd.roles)
-
-
 def help_reply(turn: Turn, unknown: bool = False) -> Reply:
     """What this person can do here (by role), plus the binding hint when unbound.
     For text it did not understand, the short form: just the command words."""
-    mine = [cmd for cmd in commands() if _available(turn, cmd)]
-    bound = turn.who()["pid"] is not None
+    who = turn.who()
+    return Reply(text=_help_text(tuple(who["roles"]), who["pid"] is not None, unknown))
+
+
+_help_texts: dict[tuple[int, tuple[str, ...], bool, bool], str] = {}
+
+
+def _help_text(roles: tuple[str, ...], bound: bool, unknown: bool) -> str:
+    """The help text for one combination of roles (built once per process)."""
+    mine = commands()
+    key = (len(mine), roles, bound, unknown)
+    text = _help_texts.get(key)
+    if text is not None:
+        return text
+    have = set(roles)
+    mine = [cmd for cmd in mine if cmd.roles is None or "admin" in have or have & set(cmd.roles)]
     if unknown:
         words = "、".join(cmd.name for cmd in mine)
         hint = "" if bound else "\n" + BIND_HINT
-        return Reply(text=f"没看懂您的消息。可以发送：{words}（发送“帮助”查看说明）。{hint}")
-    lines = ["您好，这里是智治服务号。您可以发送："]
-    lines.extend(f"· {cmd.name}：{cmd.summary}" for cmd in mine)
-    if not bound:
-        lines.append(BIND_HINT)
-    return Reply(text="\n".join(lines))
+        text = f"没看懂您的消息。可以发送：{words}（发送“帮助”查看说明）。{hint}"
+    else:
+        lines = ["您好，这里是智治服务号。您可以发送："]
+        lines.extend(f"· {cmd.name}：{cmd.summary}" for cmd in mine)
+        if not bound:
+            lines.append(BIND_HINT)
+        text = "\n".join(lines)
+    if len(_help_texts) < 512:  # a handful of role combinations exist
+        _help_texts[key] = text
+    return text
 
 
 def not_allowed(turn: Turn, cmd: Command) -> Reply:
@@ -103,7 +117,6 @@ def _bind(turn: Turn, code: str) -> Reply:
     person = redeem_binding_code(turn.session, code, turn.identity_kind, turn.msg.app, turn.msg.sender)
     if current is not None and current.person_id == person.id:
         pass  # same account again: the code is used up, the binding stays
-    turn.state.pop("who", None)
     actor = turn.actor_for(person.id)
     turn.remember(person.id, sorted(actor.roles) if actor else [])
     return Reply(text=f"绑定成功，{person.name}。发送“帮助”查看您可以使用的功能。")

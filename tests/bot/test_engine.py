@@ -109,12 +109,16 @@ def test_lock_held_too_long_answers_busy_and_keeps_the_message_retryable(app, mo
         assert "您可以发送" in handle(ext, msg).text  # the retry is handled, not deduplicated
 
 
-def test_state_is_json_with_who_cache(app, wx):
+def test_state_and_identity_are_json_in_keys_of_their_own(app, wx):
     wx.text("o_state", "帮助")
     r = app.extensions["zhizhi"].redis
+    assert not list(r.scan_iter(match="bot:*:state"))  # nothing to keep between messages
+    (who,) = list(r.scan_iter(match="bot:*:who"))
+    assert json.loads(r.get(who)) == {"pid": None, "roles": []}
+    assert 1700 < r.ttl(who) <= 1800
+    wx.text("o_state", "绑定")
     (key,) = list(r.scan_iter(match="bot:*:state"))
-    state = json.loads(r.get(key))
-    assert state["who"]["pid"] is None
+    assert json.loads(r.get(key))["flow"] == "bind"
 
 
 def test_duplicate_arriving_while_the_first_is_still_running_gets_success(app, wx):
