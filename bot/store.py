@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from bot.link import Script, thread_link
+from bot.link import Link, Script, thread_link
 
 # Seconds. WeChat retries within ~15 s and DingTalk within minutes; an hour is generous.
 DEDUP_TTL = 3600
@@ -95,12 +95,18 @@ class Conversation:
     """Redis keys and scripts for one user (channel + app + sender) and one message."""
 
     def __init__(self, client: redis.Redis, user: str, dedup: str) -> None:
-        self._link = thread_link(client)
+        self._client = client
         tag = user_tag(user)
         if len(dedup) > 120:
             dedup = hashlib.sha256(dedup.encode()).hexdigest()
         self.keys = [f"bot:{tag}:d:{dedup}", f"bot:{tag}:lock", f"bot:{tag}:state", f"bot:{tag}:who"]
         self._token = secrets.token_hex(8)
+
+    @property
+    def _link(self) -> Link:
+        """The calling thread's connection: a conversation may be finished by another
+        thread than the one that claimed it, and one connection is never shared."""
+        return thread_link(self._client)
 
     def claim(self) -> Claim:
         """One round trip: a duplicate returns the cached reply; else lock + load state."""
