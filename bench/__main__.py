@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Row(name, 0, "-", note=f"not run: {exc}"))
                 continue
             print(f"running {name} ...", file=sys.stderr)
-            rows.extend(module.run(url, baselines))
+            try:
+                rows.extend(module.run(url, baselines))
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the rest
+                rows.append(Row(name, 0, "-", note=f"FAILED: {type(exc).__name__}: {exc}"[:300]))
     print_table(rows)
     path = save(rows)
     print(f"\nresults: {path.relative_to(path.parents[2])}  ({time.time() - started:.0f} s)")

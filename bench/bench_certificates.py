@@ -114,7 +114,8 @@ def run(database_url: str, baselines: dict) -> list:
     from core.app import create_app
     from jobs.context import set_app
 
-    app = create_app({k: env[k] for k in ("ZHIZHI_ENV", "DATABASE_URL", "INSTANCE_PATH", "QUEUE_PREFIX")})
+    keys_ = ("ZHIZHI_ENV", "DATABASE_URL", "REDIS_URL", "INSTANCE_PATH", "QUEUE_PREFIX")
+    app = create_app({k: env[k] for k in keys_})  # the same Redis as the worker it starts
     set_app(app)
     import tests.jobs.certificates as certs
 
