@@ -145,44 +145,10 @@ class Answers:
         return self.statuses.get(200, 0)
 
 
-def server_cpu(port: int) -> float:
-    """CPU seconds (user + system) used so far by the gunicorn serving ``port``: its
-    master and workers, found by the bind address in their command line (Linux /proc)."""
-    import os
-
-    tick = os.sysconf("SC_CLK_TCK")
-    needle = f"127.0.0.1:{port}\0".encode()  # argv entries end with NUL
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle not in f.read():
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
-
-
-class Cpu:
-    """Server CPU per request of both sides over the measured rounds: unlike throughput,
-    it does not depend on what else the machine runs (Redis' own CPU is not included)."""
-
-    def __init__(self, bare_port: int, port: int) -> None:
-        self.ports = (bare_port, port)
-        self.start = [server_cpu(p) for p in self.ports]
-
-    def per_request_us(self, bare_requests: int, requests: int) -> tuple[float, float]:
-        used = [server_cpu(p) - s for p, s in zip(self.ports, self.start, strict=True)]
-        return used[0] / bare_requests * 1e6, used[1] / requests * 1e6
-
-
 def measure(database_url: str, *, rounds: int = ROUNDS, per_round: int = PER_ROUND, connections: int = 16):
     """(paired result, answers, server CPU us per bare / gate request, flush counts)."""
     from bench import loadgen
-    from bench.harness import app_env, gunicorn, paired
+    from bench.harness import Cpu, app_env, gunicorn, paired
 
     env = app_env(database_url)
     device_token, tokens = seed({k: v for k, v in env.items() if k in ENV_KEYS}, 300)

@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--passes", type=int, default=200)
+    parser.add_argument("--tottime", action="store_true", help="every function by own time")
     args = parser.parse_args()
 
     from flask import Flask, jsonify
@@ -166,7 +167,10 @@ def main() -> None:
         wsgi_cpu(app, envs)
         profile.disable()
         stats = pstats.Stats(profile)
-        stats.sort_stats("cumulative").print_stats(r"/(core|services|miniapp_api)/", args.top)
+        if args.tottime:
+            stats.sort_stats("tottime").print_stats(args.top)
+        else:
+            stats.sort_stats("cumulative").print_stats(r"/(core|services|miniapp_api)/", args.top)
         app.extensions["zhizhi"].db.dispose()
 
 

@@ -160,19 +160,41 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _body_bytes() -> bytes:
+    """The raw body. With a Content-Length, read wsgi.input directly (the werkzeug stream
+    wrappers cost more than the read on small bodies); keep it for ``request.get_data``."""
+    environ = request.environ
+    cached = environ.get("zhizhi.body")
+    if cached is not None:
+        return cached
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit():
+        max_length = current_app.config.get("MAX_CONTENT_LENGTH")
+        size = int(length)
+        if max_length is not None and size > max_length:
+            raw = request.get_data(cache=True)  # werkzeug raises 413
+        else:
+            raw = environ["wsgi.input"].read(size)
+            request._cached_data = raw  # noqa: SLF001 - later get_data() sees the same bytes
+    else:
+        raw = request.get_data(cache=True)
+    environ["zhizhi.body"] = raw
+    return raw
+
+
 def _parse_json_body(model: type[BaseModel]) -> Any:
-    raw = request.get_data(cache=True)
-    if request.mimetype != "application/json":
+    environ = request.environ
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    raw = _body_bytes()
+    if mimetype != "application/json":
         raise BadRequest(
             "请求体必须是 JSON（Content-Type: application/json）", code="unsupported_media_type", status=415
         )
     try:
-        payload = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("请求体不是合法的 JSON", code="invalid_json") from exc
-    try:
-        return model.model_validate(payload)
+        return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("请求体不是合法的 JSON", code="invalid_json") from exc
         raise pydantic_fields(exc) from exc
 
 
@@ -204,7 +226,10 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
             raise NotFound()
         ext = current_app.extensions["zhizhi"]
         actor = authenticate_request(
-            ext.request_session, request.headers.get("Authorization"), ep.roles == PUBLIC
+            ext.request_session,
+            request.environ.get("HTTP_AUTHORIZATION"),
+            ep.roles == PUBLIC,
+            cache_seconds=ext.settings.auth_cache_seconds,
         )
         g.actor = actor
         _check_roles(ep, actor)
@@ -216,7 +241,7 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
         ctx = Ctx(actor=actor, body=body, query=query, path=path_params, endpoint=ep)
         if ep.owner is not None and ep.owner.before_view is not None:
             ep.owner.before_view(ctx, ep)
-        key = request.headers.get("Idempotency-Key") if ep.idempotent else None
+        key = request.environ.get("HTTP_IDEMPOTENCY_KEY") if ep.idempotent else None
         if key:
             idempotency.check_key(key)
             ctx.idempotency_key = key

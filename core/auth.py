@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,16 +48,15 @@ class Actor:
     org_unit_id: int | None = None
     token_id: int | None = None
 
-    @property
+    @cached_property
     def roles(self) -> frozenset[str]:
         return frozenset(g.role for g in self.grants)
 
     def has_role(self, role: str) -> bool:
-        return any(g.role == role for g in self.grants)
+        return role in self.roles
 
     def has_any_role(self, roles: Iterable[str]) -> bool:
-        wanted = set(roles)
-        return any(g.role in wanted for g in self.grants)
+        return not self.roles.isdisjoint(roles)
 
     def jurisdictions(self, *roles: str) -> list[str]:
         """Org paths this actor governs in any of ``roles`` (admin: everything)."""
@@ -298,7 +298,11 @@ def authenticate_token(
 
 
 def authenticate_request(
-    session: Session | Callable[[], Session], header: str | None, optional: bool
+    session: Session | Callable[[], Session],
+    header: str | None,
+    optional: bool,
+    *,
+    cache_seconds: float | None = None,
 ) -> Actor | None:
     """Resolve ``Authorization: Bearer ...``; public routes ignore a missing header."""
     if not header:
@@ -308,5 +312,6 @@ def authenticate_request(
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("认证头格式应为 Bearer <token>", code="invalid_token")
-    settings = current_app.extensions["zhizhi"].settings
-    return authenticate_token(session, token.strip(), settings.auth_cache_seconds)
+    if cache_seconds is None:
+        cache_seconds = current_app.extensions["zhizhi"].settings.auth_cache_seconds
+    return authenticate_token(session, token.strip(), cache_seconds)
