@@ -101,7 +101,7 @@ class Counters:
 
     def watch_scan_link(self) -> None:
         """Count what the hot path writes on its own socket (it bypasses the client)."""
-        from services.passes import scanlink
+        from core import redislink as scanlink
 
         link = getattr(scanlink._local, "link", None)
         if link is not None and link.sock is not None:

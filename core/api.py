@@ -175,7 +175,7 @@ def _body_bytes() -> bytes:
             raw = request.get_data(cache=True)  # werkzeug raises 413
         else:
             raw = environ["wsgi.input"].read(size)
-            request._cached_data = raw  # noqa: SLF001 - later get_data() sees the same bytes
+            request._cached_data = raw
     else:
         raw = request.get_data(cache=True)
     environ["zhizhi.body"] = raw

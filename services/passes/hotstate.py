@@ -31,7 +31,7 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from services.passes.scanlink import call as _call
+from core.redislink import call as _call
 
 log = logging.getLogger("zhizhi.passes")
 

@@ -9,7 +9,8 @@ import fakeredis
 import pytest
 import redis
 
-from services.passes import hotstate, scanlink
+from core import redislink as scanlink
+from services.passes import hotstate
 
 EVENT = 5
 

@@ -1,4 +1,4 @@
-"""The gate hot path's own Redis connection, one per thread: a scan is one EVALSHA.
+"""One Redis connection per thread for hot paths that make one round trip per request.
 
 The client's own Connection connects, authenticates, selects the database and speaks
 TLS; the hot path then writes the command packed by hiredis straight to its socket and
