@@ -20,7 +20,7 @@ import os
 import time
 
 from bench import loadgen
-from bench.harness import Row, app_env, gunicorn, paired
+from bench.harness import Cpu, Row, app_env, gunicorn, paired
 
 WORKERS = int(os.environ.get("BENCH_QUIZ_WORKERS", "300000"))
 ROUNDS, PER_ROUND = 5, 300
@@ -172,7 +172,9 @@ def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
         loadgen.run(bare_port, lambda n: bare_req, requests=500)
         loadgen.run(port, lambda n: warm[n], requests=len(warm), check=_ok)  # token caches, code paths
         rounds = [submits[i * PER_ROUND : (i + 1) * PER_ROUND] for i in range(ROUNDS)]
+        cpu = Cpu(bare_port, port)
         sub = paired(bare_port, bare_req, port, rounds, check=_ok)
+        cpu_bare, cpu_submit = cpu.per_request_us(len(jobs), len(jobs))
         t0 = time.perf_counter()
         with app.app_context():
             recorded = recording.drain_all(ext.db, ext.redis, budget=600)
@@ -196,7 +198,10 @@ def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
             sub.median_rps / sub.ratio,
             target=f">= {SUBMIT_TARGET:.2f}",
             met=sub.ratio >= SUBMIT_TARGET,
-            note=f"{WORKERS:,} workers in the ledger (seeded in {seeded:.0f} s); " + sub.describe(),
+            note=f"{WORKERS:,} workers in the ledger (seeded in {seeded:.0f} s); "
+            + sub.describe()
+            + f"; server CPU per request: bare {cpu_bare:.0f} us, submit {cpu_submit:.0f} us "
+            f"(ratio {cpu_bare / cpu_submit:.2f})",
         ),
         Row(
             "quiz: submits recorded by the drain",

@@ -53,7 +53,7 @@ def save_answer(ctx: Ctx, attempt_id: int, position: int) -> dict:
 @bp.post("/attempts/<int:attempt_id>/submit", body=s.SubmitIn, roles=LEARNER, idempotent="view")
 def submit_attempt(ctx: Ctx, attempt_id: int) -> Response:
     """整卷提交（只能提交一次；同一幂等键重试返回首次结果）"""
-    answers = [a.model_dump() for a in ctx.body.answers]
+    answers = ctx.body.model_dump()["answers"]
     if intake.enabled(ctx.app):
         try:
             return intake.submit(ctx, attempt_id, answers)

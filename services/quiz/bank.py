@@ -261,6 +261,8 @@ def options_per_part(v: QuestionVersion) -> list[list[str]]:
 
 def normalize_choice(raw: str) -> str:
     """ "ab" / "A,B" / "b a" -> "AB" (sorted, unique)."""
+    if len(raw) == 1 and "A" <= raw <= "Z":  # the common reply: one capital letter
+        return raw
     return "".join(sorted({ch for ch in raw.upper() if "A" <= ch <= "Z"}))
 
 

@@ -9,13 +9,16 @@ from services.quiz.bank import normalize_choice
 
 # Moodle certainty-based marking: certainty -> (marks if right, marks if wrong)
 CBM = {1: (1.0, 0.0), 2: (2.0, -2.0), 3: (3.0, -6.0)}
+_PART_SEPARATORS = re.compile(r"[/|;；\s]+")
 
 
 def parse_choice(choice: str | list[str], options: list[list[str]]) -> list[str]:
     """Normalise a reply ("ab", "A,B", ["A", "BC"] for scenario parts) per part, checking
     every letter is an option of its part."""
+    if type(choice) is str and len(choice) == 1 and len(options) == 1 and choice in options[0]:
+        return [choice]  # the common reply: one valid capital letter
     if isinstance(choice, str):
-        raw = re.split(r"[/|;；\s]+", choice.strip()) if len(options) > 1 else [choice]
+        raw = _PART_SEPARATORS.split(choice.strip()) if len(options) > 1 else [choice]
     else:
         raw = list(choice)
     parts = [normalize_choice(x) for x in raw if x is not None]
@@ -55,6 +58,22 @@ def grade_item(
         right, wrong = CBM[certainty or 1]
         return frac, ok, right if ok else wrong
     return frac, ok, frac * len(keys)
+
+
+def grade_labels(
+    response: list[str] | None, correct: list[str], certainty: int | None, certainty_marking: bool
+) -> tuple[float, bool, float] | None:
+    """:func:`grade_item` in the labels the worker saw: ``correct`` is
+    ``relabel(keys, order)``; relabelling is one-to-one per part and both sides are
+    sorted, so a part is right exactly when the labels are equal."""
+    if not response:
+        return None
+    right = sum(1 for p, c in zip(response, correct, strict=True) if p == c)
+    frac, ok = right / len(correct), right == len(correct)
+    if certainty_marking:
+        marks_right, marks_wrong = CBM[certainty or 1]
+        return frac, ok, marks_right if ok else marks_wrong
+    return frac, ok, frac * len(correct)  # the same float grade_item computes
 
 
 def max_marks(keys: list[str], certainty_marking: bool) -> float:

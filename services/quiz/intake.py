@@ -19,6 +19,7 @@ synchronous database path instead (``attempts.submit``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -26,13 +27,15 @@ from typing import Any
 
 import redis as redis_lib
 from flask import Response
+from redis.exceptions import NoScriptError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.api import Ctx, envelope
+from core.api import Ctx
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import request_hash
+from core.redislink import call as redis_call
 from models.quiz import Attempt, AttemptItem, AttemptStatus, Question, QuestionVersion
 from services.quiz import bank, grading
 
@@ -59,26 +62,34 @@ def enabled(app: Any) -> bool:
     return app.extensions["zhizhi"].settings.redis_url is not None
 
 
-# KEYS: state hash, stream, pending hash (attempt id -> stream id). ARGV: now_ms, close_ms, key, request hash,
-# response body, attempt id, final answers json, at_ms, ttl, person id.
+# KEYS: state hash, stream, pending hash (attempt id -> stream id). ARGV: now_ms, close_ms, key,
+# request hash, attempt id, final answers json, ttl, person id. A replay answers with the kept
+# final answers and acceptance time, from which the response is rebuilt exactly (the sheet
+# is immutable), so no response body is kept in Redis ('replay_body': a state accepted by
+# an earlier release, which kept the body as 'resp').
 _ACCEPT = """
-local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'resp')
+local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'final', 'at')
 if st[1] == 'done' then
   if ARGV[3] ~= '' and st[2] == ARGV[3] then
-    if st[3] == ARGV[4] then return {'replay', st[4]} end
-    return {'key_reused', ''}
+    if st[3] == ARGV[4] then
+      if not st[4] then return {'replay_body', redis.call('HGET', KEYS[1], 'resp')} end
+      return {'replay', st[4], st[5]}
+    end
+    return {'key_reused'}
   end
-  return {'submitted', ''}
+  return {'submitted'}
 end
-if st[1] == 'closed' then return {'closed', ''} end
-if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {'late', ''} end
-redis.call('HSET', KEYS[1], 'status', 'done', 'ikey', ARGV[3], 'rhash', ARGV[4], 'resp', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[9])
-local sid = redis.call('XADD', KEYS[2], '*', 'a', ARGV[6], 'p', ARGV[10], 'f', ARGV[7], 't', ARGV[8])
-redis.call('HSET', KEYS[3], ARGV[6], sid)
-redis.call('EXPIRE', KEYS[3], ARGV[9])
-return {'ok', ''}
+if st[1] == 'closed' then return {'closed'} end
+if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {'late'} end
+redis.call('HSET', KEYS[1], 'status', 'done', 'ikey', ARGV[3], 'rhash', ARGV[4], 'final', ARGV[6],
+  'at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+local sid = redis.call('XADD', KEYS[2], '*', 'a', ARGV[5], 'p', ARGV[8], 'f', ARGV[6], 't', ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[5], sid)
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+return {'ok'}
 """
+ACCEPT_SHA = hashlib.sha1(_ACCEPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 # Claim an overdue attempt for the sweep unless a submission is pending: 1 claimed, 0 not.
 _CLAIM = """
@@ -121,6 +132,7 @@ def build_sheet(session: Session, attempt: Attempt) -> dict[str, Any]:
                 "keys": bank.answer_keys(vs[i.version_id]),
                 "q": bank.public_view(qs[i.question_id], vs[i.version_id], i.option_order),
                 "expl": vs[i.version_id].explanation,
+                "ca": grading.relabel(bank.answer_keys(vs[i.version_id]), i.option_order),
             }
             for i in items
         ],
@@ -156,7 +168,7 @@ def warm_after_commit(session: Session, attempt: Attempt) -> None:
 
 
 def _load(ctx: Ctx, r: Any, attempt_id: int) -> dict[str, Any]:
-    raw = r.hget(state_key(attempt_id), "sheet")
+    raw = redis_call(r, ("HGET", state_key(attempt_id), "sheet"))
     if raw is not None:
         return json.loads(raw)
     attempt = ctx.session.get(Attempt, attempt_id)
@@ -185,33 +197,31 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     if sheet["person"] != ctx.me.person_id:
         raise Forbidden("这不是您的作答", code="not_your_attempt")
     final = _final_answers(ctx, sheet, answers, now)
-    data = graded_view(sheet, final, now)
-    body = envelope(data).get_data(as_text=True)
     key = ctx.idempotency_key or ""
-    script = r.register_script(_ACCEPT)
+    at_ms = _ms(now)
+    command = (
+        "EVALSHA", ACCEPT_SHA, 3, state_key(attempt_id), STREAM, pending_key(sheet["person"]),
+        at_ms, sheet["close_ms"], key, request_hash() if key else "", attempt_id,
+        json.dumps(final, separators=(",", ":")), STATE_TTL, sheet["person"],
+    )  # fmt: skip
     try:
-        verdict, stored = script(
-            keys=[state_key(attempt_id), STREAM, pending_key(sheet["person"])],
-            args=[
-                _ms(now),
-                sheet["close_ms"],
-                key,
-                request_hash() if key else "",
-                body,
-                attempt_id,
-                json.dumps({str(p): v for p, v in final.items()}, separators=(",", ":")),
-                _ms(now),
-                STATE_TTL,
-                sheet["person"],
-            ],
-        )
+        try:
+            reply = redis_call(r, command)
+        except NoScriptError:
+            r.script_load(_ACCEPT)
+            reply = redis_call(r, command)
     except redis_lib.ConnectionError as exc:
         raise Unavailable from exc
-    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    verdict = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
     if verdict == "ok":
-        return Response(body, status=200, mimetype="application/json")
-    if verdict == "replay":
-        resp = Response(stored, status=200, mimetype="application/json")
+        return Response(response_body(sheet, final, now), status=200, mimetype="application/json")
+    if verdict in ("replay", "replay_body"):
+        if verdict == "replay":
+            kept = {int(p): v for p, v in json.loads(reply[1]).items()}
+            body = response_body(sheet, kept, _from_ms(int(reply[2])))
+        else:
+            body = reply[1]
+        resp = Response(body, mimetype="application/json")
         resp.headers["Idempotent-Replayed"] = "true"
         return resp
     if verdict == "key_reused":
@@ -223,6 +233,16 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     if verdict == "submitted":
         raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
     raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
+
+
+def response_body(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> str:
+    """The API envelope of the graded attempt (the same bytes for the same inputs)."""
+    data = graded_view(sheet, final, now)
+    return json.dumps({"ok": True, "data": data}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
 
 
 def _final_answers(
@@ -239,11 +259,10 @@ def _final_answers(
         item = by_pos.get(a["position"])
         if item is None:
             raise ValidationFailed(fields={"position": f"第 {a['position']} 题不存在"})
-        labels = [[chr(65 + n) for n in range(len(keys))] for keys in item["order"]]
         certainty = a.get("certainty")
         if certainty is not None and certainty not in grading.CBM:
             raise ValidationFailed(fields={"certainty": "应为 1、2 或 3"})
-        given[a["position"]] = [grading.parse_choice(a["choice"], labels), certainty]
+        given[a["position"]] = [grading.parse_choice(a["choice"], _labels(item["order"])), certainty]
     if len(given) < len(by_pos):
         saved = ctx.session.execute(
             select(AttemptItem.position, AttemptItem.response, AttemptItem.certainty).where(
@@ -256,6 +275,17 @@ def _final_answers(
     return given
 
 
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ONE_PART = [[_LETTERS[:n]] for n in range(len(_LETTERS) + 1)]
+
+
+def _labels(order: list[list[str]]) -> list[str]:
+    """Display labels per part ("ABCD" for four options)."""
+    if len(order) == 1:
+        return _ONE_PART[len(order[0])]
+    return [_LETTERS[: len(keys)] for keys in order]
+
+
 def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> dict[str, Any]:
     """The finished attempt as ``attempts.view`` shows it, computed from the sheet."""
     deadline = datetime.fromisoformat(sheet["deadline"])
@@ -263,10 +293,12 @@ def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetim
     marks = max_marks = 0.0
     answered = correct = 0
     items = []
+    cbm = sheet["cbm"]
     for it in sheet["items"]:
         response, certainty = final.get(it["pos"], [None, None])
-        max_marks += grading.max_marks(it["keys"], sheet["cbm"])
-        graded = grading.grade_item(response, it["order"], it["keys"], certainty, sheet["cbm"])
+        max_marks += grading.max_marks(it["keys"], cbm)
+        correct_labels = it.get("ca") or grading.relabel(it["keys"], it["order"])  # older sheets
+        graded = grading.grade_labels(response, correct_labels, certainty, cbm)
         ok, item_marks = (False, 0.0) if graded is None else (graded[1], graded[2])
         if graded is not None:
             answered += 1
@@ -281,7 +313,7 @@ def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetim
                 "result": {
                     "correct": ok,
                     "marks": item_marks,
-                    "correct_answer": grading.relabel(it["keys"], it["order"]),
+                    "correct_answer": correct_labels,
                     "explanation": it["expl"],
                 },
             }

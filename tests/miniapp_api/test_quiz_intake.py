@@ -181,3 +181,39 @@ def test_a_workers_read_records_only_their_own_pending_submit(db, env):
     assert db.get(Attempt, first).status == AttemptStatus.in_progress
     assert db.get(Attempt, mine).status == AttemptStatus.submitted
     assert recording.drain(ext.db, ext.redis) == 1
+
+
+def test_a_replay_rebuilds_the_same_bytes_and_keeps_no_body_in_redis(db, env):
+    w = env["w"]
+    aid = w.post(f"/quiz/papers/{new_paper(env)}/attempts").json["data"]["attempt_id"]
+    db.commit()
+    body = {"answers": correct_labels(db, aid)[:-1]}  # one left unanswered
+    first = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "rb-1"})
+    assert first.status_code == 200
+    ext = _ext(env)
+    kept = ext.redis.hgetall(intake.state_key(aid))
+    assert b"resp" not in kept and b"final" in kept  # answers and time, not the 4 KB body
+    again = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "rb-1"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.data == first.data
+    recording.drain(ext.db, ext.redis)  # recorded meanwhile: the replay is still the same
+    third = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "rb-1"})
+    assert third.data == first.data
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
+
+
+def test_a_replay_of_a_submit_accepted_by_the_previous_release_returns_its_kept_body(db, env):
+    """States written before this release kept the response body as 'resp'."""
+    w = env["w"]
+    aid = w.post(f"/quiz/papers/{new_paper(env)}/attempts").json["data"]["attempt_id"]
+    db.commit()
+    body = {"answers": correct_labels(db, aid)}
+    first = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "old-1"})
+    ext = _ext(env)
+    key = intake.state_key(aid)
+    ext.redis.hdel(key, "final", "at")
+    ext.redis.hset(key, "resp", first.data)
+    again = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "old-1"})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.data == first.data
