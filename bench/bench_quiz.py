@@ -23,7 +23,7 @@ from bench import loadgen
 from bench.harness import Cpu, Row, app_env, gunicorn, paired
 
 WORKERS = int(os.environ.get("BENCH_QUIZ_WORKERS", "300000"))
-ROUNDS, PER_ROUND = 5, 300
+ROUNDS, PER_ROUND = 7, 400
 RANKS = 2000
 SUBMIT_TARGET, RANK_P99_MS = 0.30, 10.0
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
@@ -160,32 +160,31 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _body_bytes() -> bytes:
+def _body_bytes(req: Request) -> bytes:
     """The raw body. With a Content-Length, read wsgi.input directly (the werkzeug stream
     wrappers cost more than the read on small bodies); keep it for ``request.get_data``."""
-    environ = request.environ
+    environ = req.environ
     cached = environ.get("zhizhi.body")
     if cached is not None:
         return cached
     length = environ.get("CONTENT_LENGTH")
     if length and length.isdigit():
-        max_length = current_app.config.get("MAX_CONTENT_LENGTH")
+        max_length = req.max_content_length
         size = int(length)
         if max_length is not None and size > max_length:
-            raw = request.get_data(cache=True)  # werkzeug raises 413
+            raw = req.get_data(cache=True)  # werkzeug raises 413
         else:
             raw = environ["wsgi.input"].read(size)
-            request._cached_data = raw
+            req._cached_data = raw
     else:
-        raw = request.get_data(cache=True)
+        raw = req.get_data(cache=True)
     environ["zhizhi.body"] = raw
     return raw
 
 
-def _parse_json_body(model: type[BaseModel]) -> Any:
-    environ = request.environ
-    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    raw = _body_bytes()
+def _parse_json_body(model: type[BaseModel], req: Request) -> Any:
+    mimetype = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    raw = _body_bytes(req)
     if mimetype != "application/json":
         raise BadRequest(
             "请求体必须是 JSON（Content-Type: application/json）", code="unsupported_media_type", status=415
@@ -224,24 +223,26 @@ def _make_view(ep: Endpoint) -> Callable[..., Response]:
     def view(**path_params: Any) -> Response:
         if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
             raise NotFound()
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        environ = req.environ
         ext = current_app.extensions["zhizhi"]
         actor = authenticate_request(
             ext.request_session,
-            request.environ.get("HTTP_AUTHORIZATION"),
+            environ.get("HTTP_AUTHORIZATION"),
             ep.roles == PUBLIC,
             cache_seconds=ext.settings.auth_cache_seconds,
         )
         g.actor = actor
         _check_roles(ep, actor)
         if ep.rate:
-            who = f"p{actor.person_id}" if actor else f"ip{request.remote_addr}"
+            who = f"p{actor.person_id}" if actor else f"ip{req.remote_addr}"
             ratelimit.hit(ext.redis, ep.rate, who)
-        body = _parse_json_body(ep.body) if ep.body is not None else None
+        body = _parse_json_body(ep.body, req) if ep.body is not None else None
         query = _parse_query(ep.query) if ep.query is not None else None
         ctx = Ctx(actor=actor, body=body, query=query, path=path_params, endpoint=ep)
         if ep.owner is not None and ep.owner.before_view is not None:
             ep.owner.before_view(ctx, ep)
-        key = request.environ.get("HTTP_IDEMPOTENCY_KEY") if ep.idempotent else None
+        key = environ.get("HTTP_IDEMPOTENCY_KEY") if ep.idempotent else None
         if key:
             idempotency.check_key(key)
             ctx.idempotency_key = key

@@ -28,6 +28,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, object_session
 
+from core import redislink
 from core.db import utcnow
 from core.errors import Forbidden, Unauthenticated
 
@@ -160,7 +161,7 @@ def _shared_get(key: str) -> tuple[Actor, datetime] | None:
     if r is None:
         return None
     try:
-        raw = r.get(f"auth:t:{key}")
+        raw = redislink.call(r, ("GET", "auth:t:" + key))  # the hot link: no pool checkout
     except redis_lib.RedisError:
         return None
     return _decode(raw) if raw else None
