@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -137,9 +138,9 @@ class ApiBlueprint(Blueprint):
 
 
 def envelope(data: Any, status: int = 200) -> Response:
-    body = json.dumps(
-        {"ok": True, "data": data}, ensure_ascii=False, separators=(",", ":"), default=_json_default
-    )
+    """``{"ok": true, "data": ...}`` as compact UTF-8 JSON (orjson: the same bytes the json
+    module writes with ``ensure_ascii=False`` and compact separators, several times faster)."""
+    body = orjson.dumps({"ok": True, "data": data}, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status=status, mimetype="application/json")
 
 

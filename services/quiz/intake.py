@@ -25,6 +25,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import redis as redis_lib
 from flask import Response
 from redis.exceptions import NoScriptError
@@ -170,7 +171,7 @@ def warm_after_commit(session: Session, attempt: Attempt) -> None:
 def _load(ctx: Ctx, r: Any, attempt_id: int) -> dict[str, Any]:
     raw = redis_call(r, ("HGET", state_key(attempt_id), "sheet"))
     if raw is not None:
-        return json.loads(raw)
+        return orjson.loads(raw)
     attempt = ctx.session.get(Attempt, attempt_id)
     if attempt is None:
         raise NotFound("作答记录不存在", code="attempt_not_found")
@@ -202,7 +203,7 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     command = (
         "EVALSHA", ACCEPT_SHA, 3, state_key(attempt_id), STREAM, pending_key(sheet["person"]),
         at_ms, sheet["close_ms"], key, request_hash() if key else "", attempt_id,
-        json.dumps(final, separators=(",", ":")), STATE_TTL, sheet["person"],
+        orjson.dumps(final, option=orjson.OPT_NON_STR_KEYS), STATE_TTL, sheet["person"],
     )  # fmt: skip
     try:
         try:
@@ -217,7 +218,7 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
         return Response(response_body(sheet, final, now), status=200, mimetype="application/json")
     if verdict in ("replay", "replay_body"):
         if verdict == "replay":
-            kept = {int(p): v for p, v in json.loads(reply[1]).items()}
+            kept = {int(p): v for p, v in orjson.loads(reply[1]).items()}
             body = response_body(sheet, kept, _from_ms(int(reply[2])))
         else:
             body = reply[1]
@@ -235,10 +236,9 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     raise Conflict("已超过作答截止时间，提交未被接受", code="attempt_deadline_passed")
 
 
-def response_body(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> str:
+def response_body(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> bytes:
     """The API envelope of the graded attempt (the same bytes for the same inputs)."""
-    data = graded_view(sheet, final, now)
-    return json.dumps({"ok": True, "data": data}, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps({"ok": True, "data": graded_view(sheet, final, now)})
 
 
 def _from_ms(ms: int) -> datetime:
