@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import redis as redis_lib
@@ -29,7 +29,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, object_session
 
 from core import redislink
-from core.db import utcnow
+from core.db import after_commit, utcnow
 from core.errors import Forbidden, Unauthenticated
 
 
@@ -220,31 +220,19 @@ def install_invalidation() -> None:
         session = object_session(target)
         if session is not None:
             pid = target.person_id if isinstance(target, RoleGrant) else target.id
-            session.info.setdefault("auth_touched", set()).add(pid)
+            after_commit(session, partial(forget_person, pid), key=("auth_person", pid))
 
     for model in (RoleGrant, Person):
         for kind in ("after_update", "after_delete"):
             event.listen(model, kind, touched)
     event.listen(RoleGrant, "after_insert", touched)
 
-    @event.listens_for(Session, "after_commit")
-    def _after_commit(session: Session) -> None:
-        for pid in session.info.pop("auth_touched", None) or ():
-            forget_person(pid)
-        for token_hash in session.info.pop("auth_forget", None) or ():
-            forget_token(token_hash)
-
-    @event.listens_for(Session, "after_rollback")
-    def _after_rollback(session: Session) -> None:
-        session.info.pop("auth_touched", None)
-        session.info.pop("auth_forget", None)
-
 
 def forget_token_after_commit(session: Session, token_hash: str) -> None:
     """Logout: the token leaves this process's cache now and the shared cache once the
     revocation is committed (so no other request can put it back in between)."""
     token_cache.drop(token_hash)
-    session.info.setdefault("auth_forget", set()).add(token_hash)
+    after_commit(session, partial(forget_token, token_hash), key=("auth_token", token_hash))
 
 
 def load_actor(session: Session, person_id: int, token_id: int | None = None) -> Actor:

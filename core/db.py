@@ -6,6 +6,7 @@ job wrapper, CLI command) owns the commit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -104,3 +105,63 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# --- work that must wait for the commit ------------------------------------------------
+
+_AFTER_COMMIT = "zhizhi_after_commit"
+_log = logging.getLogger("zhizhi.db")
+
+
+def after_commit(session: Session, callback: Callable[[], Any], *, key: Any = None) -> None:
+    """Run ``callback()`` once ``session``'s outermost transaction commits (cache
+    invalidation, publishing to Redis: nothing another request may see before the data).
+
+    Registered inside a transaction or savepoint that is rolled back, it is forgotten. A
+    ``key`` registers at most one callback per unit of work. A callback that fails is
+    logged, never raised: the commit has happened.
+    """
+    pending = session.info.setdefault(_AFTER_COMMIT, {})
+    if key is None:
+        key = object()
+    if key not in pending:
+        pending[key] = (session.get_nested_transaction() or session.get_transaction(), callback)
+    _listen()
+
+
+def _run_after_commit(session: Session) -> None:
+    pending = session.info.pop(_AFTER_COMMIT, None)
+    for _tx, callback in (pending or {}).values():
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the data is committed; the callback's owner repairs
+            _log.exception("after-commit work failed")
+
+
+def _forget_rolled_back(session: Session, previous: Any) -> None:
+    pending = session.info.get(_AFTER_COMMIT)
+    if not pending:
+        return
+    if previous.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+        return
+
+    def inside(tx: Any) -> bool:
+        while tx is not None:
+            if tx is previous:
+                return True
+            tx = tx.parent
+        return False
+
+    for key in [k for k, (tx, _cb) in pending.items() if tx is not None and inside(tx)]:
+        del pending[key]
+
+
+_listening: list[bool] = []
+
+
+def _listen() -> None:
+    if not _listening:
+        _listening.append(True)
+        event.listen(Session, "after_commit", _run_after_commit)
+        event.listen(Session, "after_soft_rollback", _forget_rolled_back)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core import db
+
 log = logging.getLogger(__name__)
-_KEY = "quiz_after_commit"
 
 
 def app() -> Any:
@@ -36,27 +37,15 @@ def client() -> Any:
 
 
 def after_commit(session: Session, fn: Callable[[Any], None]) -> None:
-    if not session.info.get("quiz_listening"):
-        session.info["quiz_listening"] = True
-        event.listen(session, "after_commit", _run)
-        event.listen(session, "after_rollback", _drop)
-    session.info.setdefault(_KEY, []).append(fn)
+    """``fn(redis)`` once the unit of work commits (dropped on rollback)."""
+    db.after_commit(session, partial(_run, fn))
 
 
-def _run(session: Session) -> None:
-    pending = session.info.pop(_KEY, [])
-    if not pending:
-        return
-    r = client()
-    for fn in pending:
-        try:
-            fn(r)
-        except redis.RedisError as exc:
-            log.warning("quiz cache update failed after commit: %s", type(exc).__name__)
-
-
-def _drop(session: Session) -> None:
-    session.info.pop(_KEY, None)
+def _run(fn: Callable[[Any], None]) -> None:
+    try:
+        fn(client())
+    except redis.RedisError as exc:
+        log.warning("quiz cache update failed after commit: %s", type(exc).__name__)
 
 
 def rate_limit(person_id: int, action: str, limit: int, now_ts: float, window: int = 60) -> None:
