@@ -161,7 +161,7 @@ def measure(database_url: str, *, rounds: int = ROUNDS, per_round: int = PER_ROU
         loadgen.run(port, lambda n: warm[n], requests=len(warm), connections=connections, check=answers)
         cpu = Cpu(bare_port, port)
         result = paired(bare_port, bare_req, port, chunks, connections=connections, check=answers)
-        cpu_us = cpu.per_request_us(rounds * per_round, rounds * per_round)
+        cpu_us = cpu.per_request_us(result.bare_requests, result.requests)
     return result, answers, cpu_us, _flush_counts({k: v for k, v in env.items() if k in ENV_KEYS})
 
 

@@ -174,7 +174,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result]) -> list[Row]:
         rounds = [submits[i * PER_ROUND : (i + 1) * PER_ROUND] for i in range(ROUNDS)]
         cpu = Cpu(bare_port, port)
         sub = paired(bare_port, bare_req, port, rounds, check=_ok)
-        cpu_bare, cpu_submit = cpu.per_request_us(len(jobs), len(jobs))
+        cpu_bare, cpu_submit = cpu.per_request_us(sub.bare_requests, sub.requests)
         t0 = time.perf_counter()
         with app.app_context():
             recorded = recording.drain_all(ext.db, ext.redis, budget=600)

@@ -159,6 +159,8 @@ class Paired:
     rps: list[float]
     bare_rps: list[float]
     latencies_ms: list[float]
+    requests: int = 0  # sent to the product over all rounds
+    bare_requests: int = 0  # sent to the bare baseline over all rounds
 
     @property
     def ratio(self) -> float:
@@ -180,6 +182,8 @@ class Paired:
         return (
             f"median of {len(self.ratios)} interleaved rounds; ratios "
             + " ".join(f"{x:.2f}" for x in self.ratios)
+            + "; bare req/s per round "
+            + " ".join(f"{x:.0f}" for x in self.bare_rps)
             + f"; p50 {self.pct(50):.1f} ms, p99 {self.pct(99):.1f} ms"
         )
 
@@ -192,15 +196,19 @@ def paired(
     *,
     connections: int = 16,
     check: Callable[[int, bytes], None] | None = None,
+    bare_factor: float = 2.0,
 ) -> Paired:
     """Alternate a round against the bare baseline with a round of the product (one
     list of distinct requests per round), so load from elsewhere on the machine hits
-    both alike; the ratio reported is the median of the per-round ratios."""
+    both alike; the ratio reported is the median of the per-round ratios. A bare round
+    sends ``bare_factor`` times the product round's requests: the bare endpoint answers
+    several times faster, and a round of a fraction of a second measures mostly noise."""
     from bench import loadgen
 
     out = Paired([], [], [], [])
     for chunk in rounds:
-        bare = loadgen.run(bare_port, lambda n: bare_request, requests=len(chunk), connections=connections)
+        n_bare = int(len(chunk) * bare_factor)
+        bare = loadgen.run(bare_port, lambda n: bare_request, requests=n_bare, connections=connections)
         res = loadgen.run(
             port, lambda n, c=chunk: c[n], requests=len(chunk), connections=connections, check=check
         )
@@ -208,6 +216,8 @@ def paired(
         out.rps.append(res.rps)
         out.bare_rps.append(bare.rps)
         out.latencies_ms.extend(res.latencies_ms)
+        out.requests += res.requests
+        out.bare_requests += bare.requests
     return out
 
 
