@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import redis
 
 from bot.link import Link, Script, thread_link
+from bot.tokens import lock_token
 
 # Seconds. WeChat retries within ~15 s and DingTalk within minutes; an hour is generous.
 DEDUP_TTL = 3600
@@ -100,7 +100,7 @@ class Conversation:
         if len(dedup) > 120:
             dedup = hashlib.sha256(dedup.encode()).hexdigest()
         self.keys = [f"bot:{tag}:d:{dedup}", f"bot:{tag}:lock", f"bot:{tag}:state", f"bot:{tag}:who"]
-        self._token = secrets.token_hex(8)
+        self._token = lock_token()
 
     @property
     def _link(self) -> Link:
