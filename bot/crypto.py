@@ -77,7 +77,7 @@ class MessageCrypto:
     def decrypt(self, encrypt: str) -> str:
         """The XML inside ``Encrypt``; raises CryptoError (bad_ciphertext, app_id_mismatch)."""
         try:
-            raw = base64.b64decode(encrypt, validate=True)
+            raw = binascii.a2b_base64(encrypt, strict_mode=True)  # base64 alphabet only, in C
         except (binascii.Error, ValueError):
             raise CryptoError("bad_ciphertext") from None
         if not raw or len(raw) % 16:

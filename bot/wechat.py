@@ -299,7 +299,8 @@ def receive() -> Response:
             timestamp, nonce = _check_plain_signature(args, cfg)
         body = read_body(environ)
         if aes:
-            data = _decrypt(parse_envelope(body), cfg, args.get("msg_signature"), timestamp, nonce)
+            crypto = crypto_for(cfg)
+            data = _decrypt(parse_envelope(body), crypto, args.get("msg_signature"), timestamp, nonce)
         else:
             data = parse_xml(body)
         msg = to_message(data, cfg.get("app_id") or "")
@@ -308,17 +309,16 @@ def receive() -> Response:
     reply = handle(ext, msg)
     body = render(reply, data)
     if aes and not reply.silent:
-        body = crypto_for(cfg).encrypt_reply(body, nonce, str(int(time.time())))
+        body = crypto.encrypt_reply(body, nonce, str(int(time.time())))
     return Response(body, content_type=TEXT_TYPE if reply.silent else XML_TYPE)
 
 
 def _decrypt(
-    outer: dict[str, Any], cfg: dict[str, Any], signature: str | None, timestamp: str, nonce: str
+    outer: dict[str, Any], crypto: MessageCrypto, signature: str | None, timestamp: str, nonce: str
 ) -> dict[str, Any]:
     encrypt = outer.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise Refused(400, "missing Encrypt")
-    crypto = crypto_for(cfg)
     if not crypto.check(signature, timestamp, nonce, encrypt):
         raise Refused(403, "bad msg_signature")
     try:

@@ -92,3 +92,11 @@ def test_an_oversized_chunked_body_is_refused(wx, app, db):
 def test_a_body_without_length_or_terminated_input_is_not_read(wx, app, db):
     status, _ = call(app, signed_environ(wx, CONTENT_LENGTH=None, **{"wsgi.input": Unreadable()}))
     assert status == 400 and nothing_processed(app, db)  # an empty body: no XML
+
+
+def test_an_encrypted_message_to_an_account_without_aes_key_is_refused_unprocessed(wx, app, db, monkeypatch):
+    query, body = wx.signed_query(fields("o_wsgi_nokey"))
+    settings = app.extensions["zhizhi"].settings
+    monkeypatch.setattr(settings, "wechat", dict(settings.wechat, aes_key=None))
+    res = wx.post_raw(query, body)
+    assert res.status == 503 and nothing_processed(app, db)
