@@ -29,7 +29,7 @@ import statistics
 import time
 
 from bench import loadgen
-from bench.harness import Row, app_env, bench_database, gunicorn, print_table
+from bench.harness import Cpu, Row, app_env, bench_database, gunicorn, print_table
 from bot.crypto import MessageCrypto, sha1_signature, signature_matches
 
 TOKEN, APP_ID = "benchtoken", "wx00000000bench001"
@@ -77,25 +77,32 @@ def seed(database_url: str) -> None:
     engine.dispose()
 
 
+def message(crypto: MessageCrypto, k: int, msg_base: int, now: int) -> tuple[str, bytes]:
+    """Message ``k`` (user ``k % USERS``'s turn ``k // USERS``) as WeChat posts it in safe
+    mode: the signed query string (path included) and the encrypted XML body."""
+    user, text = openid(k % USERS), SCRIPT[(k // USERS) % len(SCRIPT)][0]
+    ts, nonce = str(now), str(k)
+    inner = (
+        f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{user}]]>"
+        f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_base + k}</MsgId></xml>"
+    )
+    encrypt = crypto.encrypt(inner)
+    sig = sha1_signature(TOKEN, ts, nonce, encrypt)
+    path = f"/bot/wechat?timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={sig}&openid={user}"
+    body = f"<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    return path, body.encode()
+
+
 def build_messages(first: int, n: int, msg_base: int) -> list[bytes]:
     """Messages ``first .. first+n-1`` as pre-encoded HTTP requests (encryption is the
-    client's cost, not measured). Message ``k`` is user ``k % USERS``'s turn ``k // USERS``."""
+    client's cost, not measured)."""
     crypto = MessageCrypto(TOKEN, AES_KEY, APP_ID)
     now = int(time.time())
     out = []
     for k in range(first, first + n):
-        user, text = openid(k % USERS), SCRIPT[(k // USERS) % len(SCRIPT)][0]
-        ts, nonce = str(now), str(k)
-        inner = (
-            f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{user}]]>"
-            f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_base + k}</MsgId></xml>"
-        )
-        encrypt = crypto.encrypt(inner)
-        sig = sha1_signature(TOKEN, ts, nonce, encrypt)
-        path = f"/bot/wechat?timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={sig}&openid={user}"
-        body = f"<xml><ToUserName><![CDATA[gh]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        out.append(loadgen.build_request("POST", path, body.encode(), headers={"Content-Type": "text/xml"}))
+        path, body = message(crypto, k, msg_base, now)
+        out.append(loadgen.build_request("POST", path, body, headers={"Content-Type": "text/xml"}))
     return out
 
 
@@ -154,6 +161,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
         answers: list[tuple[int, bytes]] = []
         loadgen.run(port, lambda n: warm[n], requests=warm_n, check=lambda s, b: answers.append((s, b)))
         verify(answers)
+        cpu = Cpu(bare_port, port)
         for r in range(ROUNDS):
             bare = loadgen.run(bare_port, lambda n: ok, requests=per_round)
             chunk, answers = msgs[r * per_round : (r + 1) * per_round], []
@@ -168,6 +176,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
             bot_rps.append(bot.rps)
             bare_rps.append(bare.rps)
             latencies.extend(bot.latencies_ms)
+        bare_us, bot_us = cpu.per_request_us(per_round * ROUNDS, per_round * ROUNDS)
     ratio = statistics.median(ratios)
     p99 = sorted(latencies)[int(0.99 * len(latencies))]
     p50 = statistics.median(latencies)
@@ -182,7 +191,9 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
             met=ratio >= TARGET_RATIO,
             note=f"median of {ROUNDS} interleaved rounds of {per_round}; ratios "
             f"{' '.join(f'{x:.2f}' for x in ratios)}; all replies decrypted and checked; "
-            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; earlier baseline {baselines['success'].rps:.0f} req/s",
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms; server CPU per request over the rounds: bare "
+            f"{bare_us:.0f} us, bot {bot_us:.0f} us (ratio {bare_us / bot_us:.2f}; Redis' own CPU not "
+            f"included); earlier baseline {baselines['success'].rps:.0f} req/s",
         ),
         Row(
             "bot: p99 handling time",

@@ -16,10 +16,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import struct
 
 from wechatpy.crypto.cryptography import WeChatCipher
+
+from bot.tokens import random16
 
 BLOCK = 32  # WeChat pads to 32 bytes (PKCS#7 with a 32-byte block), AES blocks are 16
 
@@ -76,7 +77,7 @@ class MessageCrypto:
     def decrypt(self, encrypt: str) -> str:
         """The XML inside ``Encrypt``; raises CryptoError (bad_ciphertext, app_id_mismatch)."""
         try:
-            raw = base64.b64decode(encrypt, validate=True)
+            raw = binascii.a2b_base64(encrypt, strict_mode=True)  # base64 alphabet only, in C
         except (binascii.Error, ValueError):
             raise CryptoError("bad_ciphertext") from None
         if not raw or len(raw) % 16:
@@ -102,7 +103,7 @@ class MessageCrypto:
     def encrypt(self, xml: str) -> str:
         """Base64 ciphertext of ``random16 + len + xml + AppID`` (the Encrypt field)."""
         body = xml.encode("utf-8")
-        data = os.urandom(16) + struct.pack(">I", len(body)) + body + self._app_id_bytes
+        data = random16() + struct.pack(">I", len(body)) + body + self._app_id_bytes
         pad = BLOCK - len(data) % BLOCK
         data += bytes([pad]) * pad
         return base64.b64encode(self._cipher().encrypt(data)).decode("ascii")

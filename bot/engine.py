@@ -31,6 +31,8 @@ from core.errors import DomainError
 
 log = logging.getLogger("zhizhi.bot")
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), built once
+
 #: a passive reply later than this would miss WeChat's 5-second window: send it as a
 #: customer-service message instead and answer ``success``.
 PASSIVE_BUDGET = 4.0
@@ -75,7 +77,7 @@ class Reply:
                 data[name] = getattr(self, name)
         if self.buttons:
             data["buttons"] = [list(b) for b in self.buttons]
-        return json.dumps(data, ensure_ascii=False)
+        return _encode(data)
 
     @classmethod
     def from_json(cls, raw: str | None) -> Reply:

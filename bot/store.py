@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import redis
 
 from bot.link import Link, Script, thread_link
+from bot.tokens import lock_token
 
 # Seconds. WeChat retries within ~15 s and DingTalk within minutes; an hour is generous.
 DEDUP_TTL = 3600
@@ -100,7 +100,7 @@ class Conversation:
         if len(dedup) > 120:
             dedup = hashlib.sha256(dedup.encode()).hexdigest()
         self.keys = [f"bot:{tag}:d:{dedup}", f"bot:{tag}:lock", f"bot:{tag}:state", f"bot:{tag}:who"]
-        self._token = secrets.token_hex(8)
+        self._token = lock_token()
 
     @property
     def _link(self) -> Link:
@@ -142,11 +142,8 @@ class Conversation:
         """Cache the reply (None: forget the dedup key so a retry runs again), store or
         drop the state (``UNCHANGED``: keep it, slide its TTL), store the identity when
         given, release the lock. ``wait=False``: send without waiting for the reply."""
-        if isinstance(state, str):
-            state_json = state
-        else:
-            state_json = json.dumps(state, ensure_ascii=False, separators=(",", ":")) if state else ""
-        who_json = json.dumps(who, separators=(",", ":")) if who is not None else ""
+        state_json = state if isinstance(state, str) else dump_state(state)
+        who_json = _compact(who) if who is not None else ""
         args = ["\0" if reply_json is None else reply_json, self._token, state_json, who_json]
         if wait:
             self._link.call(FINISH, self.keys, args)
@@ -154,8 +151,13 @@ class Conversation:
             self._link.send(FINISH, self.keys, args)
 
 
-def dump_state(state: dict[str, Any]) -> str:
-    return json.dumps(state, ensure_ascii=False, separators=(",", ":")) if state else ""
+# json.dumps with these options, without building an encoder per call
+_compact_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def dump_state(state: dict[str, Any] | None) -> str:
+    return _compact_text(state) if state else ""
 
 
 def _json(raw: str) -> dict[str, Any]:

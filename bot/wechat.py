@@ -14,7 +14,9 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import unquote_plus
 
+import werkzeug.urls  # noqa: F401 (registers the "werkzeug.url_quote" decoding error handler)
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from flask import Blueprint, Response, current_app, request
@@ -42,6 +44,27 @@ def _config() -> dict[str, Any]:
     return current_app.extensions["zhizhi"].settings.wechat
 
 
+_KEEP = "werkzeug.url_quote"
+
+
+def query_args(environ: dict[str, Any]) -> dict[str, str]:
+    """The query string's fields (the first of a repeated name), decoded as werkzeug's
+    ``request.args`` (UTF-8, "+" a space, invalid bytes kept percent-encoded) without
+    its parsing layers and MultiDict: WeChat's query is a handful of ASCII fields."""
+    query = environ.get("QUERY_STRING") or ""
+    if not query.isascii():  # PEP 3333: raw bytes arrive as latin-1 characters
+        query = query.encode("latin-1", "replace").decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name, errors=_KEEP), unquote_plus(value, errors=_KEEP)
+        out.setdefault(name, value)
+    return out
+
+
 _cryptos: dict[tuple[str, str, str], MessageCrypto] = {}
 
 
@@ -65,8 +88,7 @@ def _check_time(timestamp: str | None, cfg: dict[str, Any]) -> str:
     return timestamp
 
 
-def _check_plain_signature(cfg: dict[str, Any]) -> tuple[str, str]:
-    args = request.args
+def _check_plain_signature(args: dict[str, str], cfg: dict[str, Any]) -> tuple[str, str]:
     timestamp = _check_time(args.get("timestamp"), cfg)
     nonce = args.get("nonce") or ""
     if not signature_matches(args.get("signature"), cfg.get("token") or "", timestamp, nonce):
@@ -74,10 +96,25 @@ def _check_plain_signature(cfg: dict[str, Any]) -> tuple[str, str]:
     return timestamp, nonce
 
 
-def _body() -> bytes:
-    if (request.content_length or 0) > MAX_BODY:
-        raise Refused(413, "body too large")
-    data = request.stream.read(MAX_BODY + 1)
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body straight from ``wsgi.input``: at most ``MAX_BODY`` bytes, a
+    longer one (announced or sent) refused with 413. Without a Content-Length only a
+    server that marks the input as terminated (chunked bodies) gives one, as werkzeug."""
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if length:
+        if not length.isdigit():
+            raise Refused(400, "malformed Content-Length")
+        n = int(length)
+        if n > MAX_BODY:
+            raise Refused(413, "body too large")
+        data = stream.read(n)
+        if len(data) != n:
+            raise Refused(400, "body shorter than its Content-Length")
+        return data
+    if not environ.get("wsgi.input_terminated"):
+        return b""
+    data = stream.read(MAX_BODY + 1)
     if len(data) > MAX_BODY:
         raise Refused(413, "body too large")
     return data
@@ -230,47 +267,59 @@ def _refusal(exc: Refused) -> Response:
     return Response(exc.reason, status=exc.status, mimetype="text/plain")
 
 
+TEXT_TYPE, XML_TYPE = "text/plain; charset=utf-8", "application/xml; charset=utf-8"
+
+
 @bp.get("/bot/wechat")
 def verify() -> Response:
+    args = query_args(request.environ)
     try:
-        _check_plain_signature(_config())
+        _check_plain_signature(args, _config())
     except Refused as exc:
         return _refusal(exc)
-    return Response(request.args.get("echostr", ""), mimetype="text/plain")
+    return Response(args.get("echostr", ""), content_type=TEXT_TYPE)
 
 
 @bp.post("/bot/wechat")
 def receive() -> Response:
-    cfg = _config()
+    ext = current_app.extensions["zhizhi"]
+    cfg = ext.settings.wechat
+    environ = request.environ
+    args = query_args(environ)
     try:
-        aes = request.args.get("encrypt_type", "raw").lower() == "aes"
+        aes = args.get("encrypt_type", "raw").lower() == "aes"
         if aes:
-            timestamp = _check_time(request.args.get("timestamp"), cfg)
-            nonce = request.args.get("nonce") or ""
+            timestamp = _check_time(args.get("timestamp"), cfg)
+            nonce = args.get("nonce") or ""
         elif cfg.get("aes_key"):
             # With an EncodingAESKey the account is in compatible or safe mode and WeChat
             # always sends encrypt_type=aes; a plaintext signature does not cover the body.
             raise Refused(403, "plaintext messages refused: the account uses safe mode")
         else:
-            timestamp, nonce = _check_plain_signature(cfg)
-        body = _body()
-        data = _decrypt(parse_envelope(body), cfg, timestamp, nonce) if aes else parse_xml(body)
+            timestamp, nonce = _check_plain_signature(args, cfg)
+        body = read_body(environ)
+        if aes:
+            crypto = crypto_for(cfg)
+            data = _decrypt(parse_envelope(body), crypto, args.get("msg_signature"), timestamp, nonce)
+        else:
+            data = parse_xml(body)
         msg = to_message(data, cfg.get("app_id") or "")
     except Refused as exc:
         return _refusal(exc)
-    reply = handle(current_app.extensions["zhizhi"], msg)
+    reply = handle(ext, msg)
     body = render(reply, data)
     if aes and not reply.silent:
-        body = crypto_for(cfg).encrypt_reply(body, nonce, str(int(time.time())))
-    return Response(body, mimetype="text/plain" if reply.silent else "application/xml")
+        body = crypto.encrypt_reply(body, nonce, str(int(time.time())))
+    return Response(body, content_type=TEXT_TYPE if reply.silent else XML_TYPE)
 
 
-def _decrypt(outer: dict[str, Any], cfg: dict[str, Any], timestamp: str, nonce: str) -> dict[str, Any]:
+def _decrypt(
+    outer: dict[str, Any], crypto: MessageCrypto, signature: str | None, timestamp: str, nonce: str
+) -> dict[str, Any]:
     encrypt = outer.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise Refused(400, "missing Encrypt")
-    crypto = crypto_for(cfg)
-    if not crypto.check(request.args.get("msg_signature"), timestamp, nonce, encrypt):
+    if not crypto.check(signature, timestamp, nonce, encrypt):
         raise Refused(403, "bad msg_signature")
     try:
         inner = crypto.decrypt(encrypt)
