@@ -4,7 +4,10 @@
    one EVALSHA) and the SQL statements (must be none).
 2. CPU per request calling the WSGI app directly (no server, no client), beside a bare
    Flask JSON endpoint called the same way, alternating rounds; min and median.
-3. A cProfile of the scans (CPU time), our modules by cumulative time.
+3. Redis CPU per scan script call (``INFO commandstats`` of EVALSHA, before and after the
+   timed rounds: Redis shares the machine's cores, so its CPU counts too; EVALSHA calls
+   other clients make meanwhile are counted as well).
+4. A cProfile of the scans (CPU time), our modules by cumulative time.
 
 No gunicorn and no load generator, so the numbers barely depend on what else runs on
 the machine. ``BENCH_PG`` / ``BENCH_REDIS`` as for ``make bench``:
@@ -108,6 +111,12 @@ class Counters:
             link.sock.__class__ = self._socket_class
 
 
+def evalsha_stats(redis) -> tuple[int, int]:
+    """(calls, usec) of EVALSHA so far, from ``INFO commandstats``."""
+    stats = redis.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=2000)
@@ -155,11 +164,16 @@ def main() -> None:
             return jsonify({"ok": True, "data": {"pong": 1}})
 
         gate_us, bare_us = [], []
+        redis = app.extensions["zhizhi"].redis
+        before = evalsha_stats(redis)
         for _ in range(args.rounds):
             gate_us.append(wsgi_cpu(app, next_envs(args.scans)))
             bare_us.append(wsgi_cpu(bare, environs("/json", [None] * args.scans, {})))
+        calls, usec = (a - b for a, b in zip(evalsha_stats(redis), before, strict=True))
         for label, xs in (("gate scan", gate_us), ("bare JSON", bare_us)):
             print(f"direct WSGI CPU, {label}: min {min(xs):.0f} us, median {statistics.median(xs):.0f} us")
+        if calls > 0:
+            print(f"Redis CPU per scan script: {usec / calls:.1f} us ({calls} EVALSHA calls)")
 
         envs = next_envs(args.scans)
         profile = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis

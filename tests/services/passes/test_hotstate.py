@@ -3,33 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 import fakeredis
 import pytest
-import redis
 
 from core import redislink as scanlink
 from services.passes import hotstate
-
-EVENT = 5
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def r(request):
-    if request.param == "fakeredis":
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    elif os.environ.get("REDIS_URL"):
-        client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5)
-    else:
-        pytest.skip("REDIS_URL not set")
-    for name in client.keys(hotstate.key(EVENT, "*")):
-        client.delete(name)
-    client.sadd(hotstate.key(EVENT, "rev"), hotstate.SENTINEL)
-    client.sadd(hotstate.key(EVENT, "watch"), hotstate.SENTINEL)
-    yield client
-    for name in client.keys(hotstate.key(EVENT, "*")):
-        client.delete(name)
+from tests.services.passes.conftest import EVENT
 
 
 def scan(r, nonce, pass_id=1, *, verdict="", direction="in", ring=1, max_inside=None, at=1):
