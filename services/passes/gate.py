@@ -106,6 +106,8 @@ def load_context(session: Session, gate: Gate, kek: bytes) -> GateContext:
 
 @dataclass
 class Scan:
+    """One scan as the device reports it (the API passes its ``ScanIn``, same fields)."""
+
     qr: str
     nonce: str
     direction: str
@@ -158,9 +160,10 @@ def _check(
     scan: Scan,
     kek: bytes,
     now: datetime | None,
-) -> tuple[int | None, bytes, bytes, bytes]:
-    """(pass id, b'new' or b'dup', b'<reason>|<detail>', holder summary) of one scan,
-    as the script replied (bytes: the common answer is encoded without decoding it)."""
+) -> tuple[int | None, bytes]:
+    """(pass id, the script's reply) of one scan: ``N`` (new) or ``D`` (replayed nonce),
+    ``<reason>|<detail>``, a newline, the holder summary. Kept as bytes: the common
+    answers are encoded once (see :func:`check_json`)."""
     db = session if callable(session) else lambda: session  # opened only on a cache miss
     ctx = contexts.get(db, person_id, kek)
     direction = scan.direction
@@ -172,15 +175,14 @@ def _check(
     pass_id, verdict, detail, ctx = _verify(db, person_id, ctx, scan, kek, now_s)
     ts_ms = int(scan.scanned_at.timestamp() * 1000)
     reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
-    if reply[0] == b"sync":  # gate state not in Redis yet (first scan, Redis restarted, a deploy)
+    if reply == b"S":  # gate state not in Redis yet (first scan, Redis restarted, a deploy)
         hotstate.sync_event(redis, db(), ctx.event_id, now or utcnow())
         reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
-    status, answer, info = reply
-    if pass_id is not None and not info and not answer.startswith(_UNVERIFIED):
-        info = _summary(db(), redis, ctx.event_id, pass_id).encode()
-    if status == b"new" and answer.startswith(b"watchlist|"):
+    if pass_id is not None and reply.endswith(b"\n") and not reply.startswith(_UNVERIFIED, 1):
+        reply += _summary(db(), redis, ctx.event_id, pass_id).encode()  # not in Redis yet
+    if reply.startswith(b"Nwatchlist|"):
         _gate_watch_alert(db(), ctx, pass_id)
-    return pass_id, status, answer, info
+    return pass_id, reply
 
 
 _UNVERIFIED = (b"invalid|", b"unknown_key|")
@@ -202,9 +204,10 @@ def check(
     return _answer(*_check(session, redis, person_id, scan, kek, now))
 
 
-def _answer(pass_id: int | None, status: bytes, answer: bytes, info: bytes) -> dict:
-    reason, _, detail = answer.decode().partition("|")
-    return answer_dict(reason, detail, pass_id, info.decode(), replayed=status == b"dup")
+def _answer(pass_id: int | None, reply: bytes) -> dict:
+    answer, _, info = reply[1:].decode().partition("\n")
+    reason, _, detail = answer.partition("|")
+    return answer_dict(reason, detail, pass_id, info, replayed=reply[:1] == b"D")
 
 
 def answer_dict(reason: str, detail: str, pass_id: int | None, info: str, *, replayed: bool = False) -> dict:

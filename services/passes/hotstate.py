@@ -60,26 +60,27 @@ def pass_key(event_id: int, pass_id: int | str) -> str:
 #: ARGV: ttl, pass id ('' when the token did not verify), verdict and detail of the checks
 #: before revocation, direction, occupancy limit ('' none), scan time ms, the stream entry
 #: without its reason, then the rings the scan touches (the gate's, and on exit every
-#: inner ring too).
+#: inner ring too). Replies one string: ``S`` (load the sets first), or ``N`` (a new
+#: scan) / ``D`` (a replayed nonce) + ``<reason>|<detail>`` + newline + holder summary.
 SCAN_LUA = """
 local pid, revoked, info, ring = ARGV[2], false, '', nil
 if pid ~= '' then
   local rv = redis.call('SMISMEMBER', KEYS[2], pid, '@SENTINEL@')
-  if rv[2] == 0 then return {'sync'} end
+  if rv[2] == 0 then return 'S' end
   revoked = rv[1] == 1
   ring = redis.call('HMGET', KEYS[4], 'i', unpack(ARGV, 9))
   info = ring[1] or ''
 end
 local cached = redis.call('GET', KEYS[1])
 if cached and not revoked then
-  return {'dup', cached, info}
+  return 'D' .. cached .. '\\n' .. info
 end
 local reason = ARGV[3]
 if revoked then
   reason = 'revoked'
 elseif reason == '' then
   local w = redis.call('SMISMEMBER', KEYS[3], pid, '@SENTINEL@')
-  if w[2] == 0 then return {'sync'} end
+  if w[2] == 0 then return 'S' end
   if w[1] == 1 then
     reason = 'watchlist'
   elseif ARGV[5] == 'in' then
@@ -105,7 +106,7 @@ end
 local answer = reason .. '|' .. ARGV[4]
 redis.call('SET', KEYS[1], answer, 'EX', ARGV[1])
 redis.call('XADD', KEYS[6], '*', 'e', ARGV[8] .. reason)
-return {'new', answer, info}
+return 'N' .. answer .. '\\n' .. info
 """.replace("@SENTINEL@", SENTINEL)
 
 #: Offline passages (already happened) applied to the inside/outside state: each one
@@ -178,7 +179,7 @@ class GateScan:
 
     def run(self, redis, nonce: str, pass_id: int | None, verdict: str, detail: str, direction: str, ts: int):
         """One EVALSHA (the script is loaded on first use or after a Redis restart).
-        Replies ``[b'sync']`` or ``[b'new' or b'dup', b'<reason>|<detail>', b'<summary>']``."""
+        Replies bytes, as ``SCAN_LUA`` describes."""
         pid = "" if pass_id is None else str(pass_id)
         command = self.command(nonce, pid, verdict, detail, direction, ts)
         try:
@@ -204,10 +205,13 @@ def run_scan(
     max_ring: int,
     ttl: int,
 ) -> list[str]:
-    """:meth:`GateScan.run` for one scan, the reply decoded (tools and tests)."""
+    """:meth:`GateScan.run` for one scan, the reply as ``[status, answer, summary]`` with
+    status ``new``, ``dup`` or ``sync`` (tools and tests)."""
     plan = GateScan(event_id, gate_id, ring, max_ring, max_inside, ttl)
     reply = plan.run(redis, nonce, pass_id, verdict, detail, direction, scanned_at_ms)
-    return [x.decode() if isinstance(x, bytes) else x for x in reply]
+    reply = reply.decode() if isinstance(reply, bytes) else reply
+    status = {"N": "new", "D": "dup", "S": "sync"}[reply[0]]
+    return [status] if status == "sync" else [status, *reply[1:].split("\n", 1)]
 
 
 def apply_offline(redis, event_id: int, max_ring: int, passages: list[tuple[int, int, str, int]]) -> int:
