@@ -2,11 +2,12 @@
 
 Layout 1 kept three event-wide hashes keyed ``<pass>:<ring>`` (``state``: ``in``/``out``,
 ``seen``: the scan time in ms of the scan that set it) and ``<pass>`` (``info``: the
-holder summary). Layout 2 keeps one small hash per pass (see ``hotstate``), so a scan
-reads all it needs with one HMGET. An event already running when the new code is
-deployed keeps every pass's inside/outside state: :func:`migrate` runs before the gate
-state is used in the new layout (the sync that a scan asks for after the deploy, every
-offline upload, every flush).
+holder summary), and the sets ``rev`` and ``watch`` (now one set, ``flags``, that
+``sync_event`` rebuilds from the database). Layout 2 keeps one small hash per pass (see
+``hotstate``), so a scan reads all it needs with one HMGET. An event already running
+when the new code is deployed keeps every pass's inside/outside state: :func:`migrate`
+runs before the gate state is used in the new layout (the sync that a scan asks for
+after the deploy, every offline upload, every flush).
 
 A layout-1 field that meets a layout-2 one for the same pass and ring was written by
 a process still running the old code (a rolling deploy): the newer scan time wins, as
@@ -19,6 +20,8 @@ from __future__ import annotations
 from services.passes.hotstate import key, pass_key
 
 OLD_KEYS = ("state", "seen", "info")
+#: Layout-1 sets of revoked and watched passes: ``sync_event`` rebuilds them as ``flags``.
+OLD_SETS = ("rev", "watch")
 
 #: KEYS: old state, old seen, old info, inside, then one pass hash per pass moved.
 #: ARGV: per pass hash, the pass id and its rings as a space-separated list.
@@ -68,7 +71,8 @@ def migrate(redis, event_id: int) -> int:
     (pass, ring) states moved. Idempotent, and one EXISTS when there is nothing to move.
     Each chunk of passes moves atomically; a scan of a pass sees it before or after."""
     old = [key(event_id, name) for name in OLD_KEYS]
-    if not redis.exists(*old):
+    sets = [key(event_id, name) for name in OLD_SETS]
+    if not redis.exists(*old, *sets):
         return 0
     rings: dict[str, set[str]] = {}
     for name in old[:2]:
@@ -84,4 +88,5 @@ def migrate(redis, event_id: int) -> int:
         keys = [pass_key(event_id, pid) for pid, _ in chunk]
         args = [x for pid, rs in chunk for x in (pid, " ".join(sorted(rs)))]
         moved += int(redis.eval(MIGRATE_LUA, 4 + len(keys), *old, key(event_id, "inside"), *keys, *args))
+    redis.delete(*sets)
     return moved

@@ -2,9 +2,9 @@
 
 Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster slot):
 
-``rev``    set of revoked pass ids (plus the layout sentinel: the set exists once synced)
-``watch``  set of pass ids the gates refuse with ``watchlist`` (same sentinel)
-``rv``     revocation version the ``rev`` set reflects
+``flags``  set of ``r<pass>`` (revoked) and ``w<pass>`` (refused with ``watchlist``), plus
+           the layout sentinel: the set is complete once it holds the sentinel
+``rv``     revocation version the ``flags`` set reflects
 ``p:<pass>`` hash, one per pass: ``i`` the masked holder summary shown to the guard, and
            per ring ``<ring>`` -> ``I<ms>`` (inside) or ``O<ms>`` (outside): the
            anti-passback state with the scan time of the scan that set it, so offline
@@ -15,15 +15,20 @@ Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster 
            the flusher moves it into PostgreSQL
 
 Layout 1 kept the pass state in event-wide hashes (``state``/``seen``/``info`` keyed
-``<pass>:<ring>``); :mod:`services.passes.hotlayout` moves them into the pass hashes
-when an event syncs. The sentinel names the layout, so the first scan after a deploy
-that changed it asks for that sync.
+``<pass>:<ring>``) and two sets ``rev``/``watch``; :mod:`services.passes.hotlayout`
+moves the state into the pass hashes when an event syncs. The sentinel names the
+layout, so the first scan after a deploy that changed it asks for that sync.
 
 Database changes that the gates must see (revocations, watched passes, summaries)
 are published *after* the transaction commits (a rolled-back revocation must never
 refuse a pass). A lost publication is repaired: a missing set makes the script answer
 ``sync`` (the caller reloads from the database), and the flusher resyncs when ``rv``
 lags the database's revocation version.
+
+Each ``redis.call`` in the script costs Redis a few microseconds once its caches have
+gone cold between scans, so a scan makes as few as it can: one SMISMEMBER (revoked,
+watched, loaded), one HMGET, the nonce claimed with ``SET NX GET``, and on a passage
+one HSET, one HINCRBY (per ring left, on exit) and one XADD.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from core.redislink import call as _call
 
 log = logging.getLogger("zhizhi.passes")
 
-#: Member of the ``rev`` and ``watch`` sets once they are loaded; names the key layout.
+#: Member of the ``flags`` set once it is loaded; names the key layout.
 SENTINEL = "-v2"
 _PENDING = "passes_hotstate_pending"
 _installed: dict[str, object] = {}
@@ -56,56 +61,59 @@ def pass_key(event_id: int, pass_id: int | str) -> str:
     return f"pz:{{e{event_id}}}:p:{pass_id}"
 
 
-#: KEYS: nonce, rev, watch, the pass hash, inside, stream.
+#: KEYS: nonce, flags, the pass hash, inside, stream.
 #: ARGV: ttl, pass id ('' when the token did not verify), verdict and detail of the checks
 #: before revocation, direction, occupancy limit ('' none), scan time ms, the stream entry
 #: without its reason, then the rings the scan touches (the gate's, and on exit every
-#: inner ring too). Replies one string: ``S`` (load the sets first), or ``N`` (a new
+#: inner ring too). Replies one string: ``S`` (load the flags first), or ``N`` (a new
 #: scan) / ``D`` (a replayed nonce) + ``<reason>|<detail>`` + newline + holder summary.
+#: Everything is decided from reads first; the nonce is then claimed, and only a new
+#: scan writes (a replay of a revoked pass answers, and is logged as, ``revoked``).
 SCAN_LUA = """
-local pid, revoked, info, ring = ARGV[2], false, '', nil
-if pid ~= '' then
-  local rv = redis.call('SMISMEMBER', KEYS[2], pid, '@SENTINEL@')
-  if rv[2] == 0 then return 'S' end
-  revoked = rv[1] == 1
-  ring = redis.call('HMGET', KEYS[4], 'i', unpack(ARGV, 9))
-  info = ring[1] or ''
-end
-local cached = redis.call('GET', KEYS[1])
-if cached and not revoked then
-  return 'D' .. cached .. '\\n' .. info
-end
+local pid, revoked, info, st, write = ARGV[2], false, '', nil, nil
 local reason = ARGV[3]
-if revoked then
-  reason = 'revoked'
-elseif reason == '' then
-  local w = redis.call('SMISMEMBER', KEYS[3], pid, '@SENTINEL@')
-  if w[2] == 0 then return 'S' end
-  if w[1] == 1 then
-    reason = 'watchlist'
-  elseif ARGV[5] == 'in' then
-    if ring[2] and string.byte(ring[2]) == 73 then
+if pid ~= '' then
+  local f = redis.call('SMISMEMBER', KEYS[2], 'r' .. pid, 'w' .. pid, '@SENTINEL@')
+  if f[3] == 0 then return 'S' end
+  revoked = f[1] == 1
+  st = redis.call('HMGET', KEYS[3], 'i', unpack(ARGV, 9))
+  info = st[1] or ''
+  if revoked then
+    reason = 'revoked'
+  elseif reason == '' then
+    if f[2] == 1 then
+      reason = 'watchlist'
+    elseif ARGV[5] == 'out' then
+      write = 'out'
+    elseif st[2] and string.byte(st[2]) == 73 then
       reason = 'already_inside'
-    elseif ARGV[6] ~= '' and tonumber(redis.call('HGET', KEYS[5], ARGV[9]) or '0') >= tonumber(ARGV[6]) then
+    elseif ARGV[6] ~= '' and tonumber(redis.call('HGET', KEYS[4], ARGV[9]) or '0') >= tonumber(ARGV[6]) then
       reason = 'capacity'
     else
-      redis.call('HSET', KEYS[4], ARGV[9], 'I' .. ARGV[7])
-      redis.call('HINCRBY', KEYS[5], ARGV[9], 1)
+      write = 'in'
     end
-  else
-    local out, fields = 'O' .. ARGV[7], {}
-    for i = 9, #ARGV do
-      local v = ring[i - 7]
-      if v and string.byte(v) == 73 then redis.call('HINCRBY', KEYS[5], ARGV[i], -1) end
-      fields[#fields + 1] = ARGV[i]
-      fields[#fields + 1] = out
-    end
-    redis.call('HSET', KEYS[4], unpack(fields))
   end
 end
 local answer = reason .. '|' .. ARGV[4]
-redis.call('SET', KEYS[1], answer, 'EX', ARGV[1])
-redis.call('XADD', KEYS[6], '*', 'e', ARGV[8] .. reason)
+local cached = redis.call('SET', KEYS[1], answer, 'NX', 'GET', 'EX', ARGV[1])
+if cached then
+  if not revoked then return 'D' .. cached .. '\\n' .. info end
+  redis.call('SET', KEYS[1], answer, 'EX', ARGV[1])
+end
+if write == 'in' then
+  redis.call('HSET', KEYS[3], ARGV[9], 'I' .. ARGV[7])
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+elseif write == 'out' then
+  local out, fields = 'O' .. ARGV[7], {}
+  for i = 9, #ARGV do
+    local v = st[i - 7]
+    if v and string.byte(v) == 73 then redis.call('HINCRBY', KEYS[4], ARGV[i], -1) end
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = out
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+end
+redis.call('XADD', KEYS[5], '*', 'e', ARGV[8] .. reason)
 return 'N' .. answer .. '\\n' .. info
 """.replace("@SENTINEL@", SENTINEL)
 
@@ -156,13 +164,13 @@ class GateScan:
     (the script appends the reason; nonces, ids and reason codes never contain ``|``).
     """
 
-    __slots__ = ("_entry", "_inside", "_limit", "_nonce", "_pass", "_rings", "_sets", "_stream", "_ttl")
+    __slots__ = ("_entry", "_flags", "_inside", "_limit", "_nonce", "_pass", "_rings", "_stream", "_ttl")
 
     def __init__(
         self, event_id: int, gate_id: int, ring: int, max_ring: int, max_inside: int | None, ttl: int
     ) -> None:
         tag = f"pz:{{e{event_id}}}:"
-        self._nonce, self._pass, self._sets = tag + "n:", tag + "p:", (tag + "rev", tag + "watch")
+        self._nonce, self._pass, self._flags = tag + "n:", tag + "p:", tag + "flags"
         self._inside, self._stream, self._ttl = tag + "inside", tag + "stream", str(ttl)
         self._limit = "" if max_inside is None else str(max_inside)
         self._rings = {"in": (str(ring),), "out": tuple(str(r) for r in range(ring, max_ring + 1))}
@@ -170,9 +178,8 @@ class GateScan:
 
     def command(self, nonce: str, pid: str, verdict: str, detail: str, direction: str, ts_ms: int) -> tuple:
         ts = str(ts_ms)
-        rev, watch = self._sets
         return (
-            "EVALSHA", SCAN_SHA, 6, self._nonce + nonce, rev, watch, self._pass + pid, self._inside,
+            "EVALSHA", SCAN_SHA, 5, self._nonce + nonce, self._flags, self._pass + pid, self._inside,
             self._stream, self._ttl, pid, verdict, detail, direction, self._limit, ts,
             nonce + "|" + pid + self._entry + direction + "|" + ts + "|0|", *self._rings[direction],
         )  # fmt: skip
@@ -288,22 +295,30 @@ def on_commit(session: Session, callback: Callable) -> None:
 
 def after_commit_revoked(session: Session, event_id: int, pass_id: int, version: int) -> None:
     def publish(redis) -> None:
-        if redis.exists(key(event_id, "rev")):
+        if redis.exists(key(event_id, "flags")):
             pipe = redis.pipeline()
-            pipe.sadd(key(event_id, "rev"), str(pass_id))
+            pipe.sadd(key(event_id, "flags"), f"r{pass_id}")
             pipe.set(key(event_id, "rv"), version)
             pipe.execute()
 
     on_commit(session, publish)
 
 
+#: KEYS: flags; ARGV: the watched pass ids. Replaces the ``w`` members of a loaded set.
+WATCHED_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(m, 1, 1) == 'w' then redis.call('SREM', KEYS[1], m) end
+end
+for i = 1, #ARGV do redis.call('SADD', KEYS[1], 'w' .. ARGV[i]) end
+return 1
+"""
+
+
 def after_commit_replace_watched(session: Session, event_id: int, pass_ids: Iterable[int]) -> None:
-    members = [SENTINEL, *(str(p) for p in pass_ids)]
-
-    def publish(redis) -> None:
-        _replace_set(redis, key(event_id, "watch"), members)
-
-    on_commit(session, publish)
+    """Publish the watched passes; a set not loaded yet gets them at its sync."""
+    members = [str(p) for p in pass_ids]
+    on_commit(session, lambda redis: redis.eval(WATCHED_LUA, 1, key(event_id, "flags"), *members))
 
 
 def after_commit_offline(
@@ -327,9 +342,9 @@ def _replace_set(redis, name: str, members: list[str]) -> None:
 
 
 def sync_event(redis, session: Session, event_id: int, now) -> int:
-    """Reload the revoked and watched sets of an event from the database; returns the
+    """Reload the revoked and watched passes of an event from the database; returns the
     revocation version published. Gate state left in an older key layout is moved
-    first (the sets' sentinel then tells the scan script it may run)."""
+    first (the set's sentinel then tells the scan script it may run)."""
     from sqlalchemy import select
 
     from models.passes import Event, Revocation
@@ -339,11 +354,9 @@ def sync_event(redis, session: Session, event_id: int, now) -> int:
     migrate(redis, event_id)
     version = session.scalar(select(Event.revocation_version).where(Event.id == event_id)) or 0
     revoked = [
-        str(p) for p in session.scalars(select(Revocation.pass_id).where(Revocation.event_id == event_id))
+        f"r{p}" for p in session.scalars(select(Revocation.pass_id).where(Revocation.event_id == event_id))
     ]
-    _replace_set(redis, key(event_id, "rev"), [SENTINEL, *revoked])
+    watched = [f"w{p}" for p in watched_pass_ids(session, event_id, now)]
+    _replace_set(redis, key(event_id, "flags"), [SENTINEL, *revoked, *watched])
     redis.set(key(event_id, "rv"), version)
-    _replace_set(
-        redis, key(event_id, "watch"), [SENTINEL, *(str(p) for p in watched_pass_ids(session, event_id, now))]
-    )
     return version

@@ -249,6 +249,17 @@ def test_a_rolled_back_revocation_never_reaches_the_gates(app, db, world, approv
     assert scan(api, world.device_tokens["outer_out"], undone["token"], direction="out")["result"] == "ok"
 
 
+def test_a_watch_entry_added_while_the_gates_run_refuses_the_pass_at_its_next_scan(app, db, world, approved):
+    api, issued = approved
+    t = world.device_tokens
+    assert scan(api, t["outer_in"], issued["token"])["result"] == "ok"  # the gates' flags are loaded now
+    officer = Api(api.client, world.officer_token)
+    entry = {"event_id": world.event.id, "reason": "在逃", "severity": "reject"}
+    entry["id_number"] = valid_id_number(7)
+    assert officer.post("/passes/watch-entries", entry).status_code == 201
+    assert scan(api, t["outer_out"], issued["token"], direction="out")["reason"] == "watchlist"
+
+
 # --- a deploy of the per-pass gate layout while an event runs ---------------------
 
 
@@ -268,9 +279,10 @@ def _as_layout_1(redis, event_id: int) -> None:
     for name, mapping in (("state", state), ("seen", seen), ("info", info)):
         if mapping:
             redis.hset(hotstate.key(event_id, name), mapping=mapping)
-    for name in ("rev", "watch"):
-        members = {m for m in redis.smembers(hotstate.key(event_id, name)) if m != hotstate.SENTINEL.encode()}
-        redis.delete(hotstate.key(event_id, name))
+    flags = {m.decode() for m in redis.smembers(hotstate.key(event_id, "flags"))}
+    redis.delete(hotstate.key(event_id, "flags"))
+    for name, prefix in (("rev", "r"), ("watch", "w")):
+        members = [m[1:] for m in flags if m[:1] == prefix]
         redis.sadd(hotstate.key(event_id, name), "-", *members)
 
 
@@ -285,7 +297,8 @@ def test_who_is_inside_survives_a_deploy_of_the_new_layout(app, db, world, appro
     again = scan(api, t["outer_in2"], issued["token"])  # asks for the sync, which moves the state
     assert again["reason"] == "already_inside"
     assert again["holder"] == first["holder"]
-    assert not any(redis.exists(hotstate.key(world.event.id, n)) for n in hotlayout.OLD_KEYS)
+    old = hotlayout.OLD_KEYS + hotlayout.OLD_SETS
+    assert not any(redis.exists(hotstate.key(world.event.id, n)) for n in old)
     assert scan(api, t["outer_out"], issued["token"], direction="out")["result"] == "ok"
     assert int(redis.hget(hotstate.key(world.event.id, "inside"), "1")) == 0
     assert scan(api, t["outer_in"], issued["token"])["result"] == "ok"

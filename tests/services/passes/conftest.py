@@ -15,7 +15,7 @@ EVENT = 5
 
 @pytest.fixture(params=["fakeredis", "redis"])
 def r(request):
-    """A Redis with event ``EVENT``'s gate sets loaded: fakeredis, and real Redis with ``REDIS_URL``."""
+    """A Redis with event ``EVENT``'s gate flags loaded: fakeredis, and real Redis with ``REDIS_URL``."""
     if request.param == "fakeredis":
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     elif os.environ.get("REDIS_URL"):
@@ -24,8 +24,7 @@ def r(request):
         pytest.skip("REDIS_URL not set")
     for name in client.keys(hotstate.key(EVENT, "*")):
         client.delete(name)
-    client.sadd(hotstate.key(EVENT, "rev"), hotstate.SENTINEL)
-    client.sadd(hotstate.key(EVENT, "watch"), hotstate.SENTINEL)
+    client.sadd(hotstate.key(EVENT, "flags"), hotstate.SENTINEL)
     yield client
     for name in client.keys(hotstate.key(EVENT, "*")):
         client.delete(name)

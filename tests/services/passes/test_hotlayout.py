@@ -10,8 +10,8 @@ from tests.services.passes.test_hotstate import inside, scan
 
 def old_layout(r, *, state: dict, seen: dict, info: dict, counts: dict) -> None:
     """What the layout-1 code left in Redis for a running event (its sets' sentinel was ``-``)."""
+    r.delete(hotstate.key(EVENT, "flags"))
     for name in ("rev", "watch"):
-        r.delete(hotstate.key(EVENT, name))
         r.sadd(hotstate.key(EVENT, name), "-")
     for name, mapping in (("state", state), ("seen", seen), ("info", info), ("inside", counts)):
         if mapping:
@@ -21,13 +21,11 @@ def old_layout(r, *, state: dict, seen: dict, info: dict, counts: dict) -> None:
 def synced(r) -> None:
     """What ``sync_event`` does without a database: move the state, then load the sets."""
     hotlayout.migrate(r, EVENT)
-    for name in ("rev", "watch"):
-        r.delete(hotstate.key(EVENT, name))
-        r.sadd(hotstate.key(EVENT, name), hotstate.SENTINEL)
+    r.sadd(hotstate.key(EVENT, "flags"), hotstate.SENTINEL)
 
 
 def old_keys_left(r) -> list:
-    return [n for n in hotlayout.OLD_KEYS if r.exists(hotstate.key(EVENT, n))]
+    return [n for n in hotlayout.OLD_KEYS + hotlayout.OLD_SETS if r.exists(hotstate.key(EVENT, n))]
 
 
 def test_the_first_scan_after_the_deploy_asks_for_a_sync_and_nobody_inside_is_lost(r):
