@@ -11,7 +11,7 @@ Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster 
            scans uploaded later change the state only if they are newer
 ``inside`` hash ring -> people inside (occupancy limit, reason ``capacity``)
 ``n:<nonce>`` the first answer to a scan nonce (TTL)
-``stream`` every scan, accepted or refused, as one packed field (see :func:`pack_entry`);
+``stream`` every scan, accepted or refused, as one packed field (see :class:`GateScan`);
            the flusher moves it into PostgreSQL
 
 Layout 1 kept the pass state in event-wide hashes (``state``/``seen``/``info`` keyed
@@ -21,9 +21,9 @@ layout, so the first scan after a deploy that changed it asks for that sync.
 
 Database changes that the gates must see (revocations, watched passes, summaries)
 are published *after* the transaction commits (a rolled-back revocation must never
-refuse a pass). A lost publication is repaired: a missing set makes the script answer
-``sync`` (the caller reloads from the database), and the flusher resyncs when ``rv``
-lags the database's revocation version.
+refuse a pass). A lost publication is repaired: a ``flags`` set without the sentinel
+makes the script answer ``sync`` (the caller reloads from the database), and the
+flusher resyncs when ``rv`` lags the database's revocation version.
 
 Each ``redis.call`` in the script costs Redis a few microseconds once its caches have
 gone cold between scans, so a scan makes as few as it can: one SMISMEMBER (revoked,
@@ -161,7 +161,8 @@ class GateScan:
     per gate context: keys, the rings a scan touches per direction, occupancy limit, TTL.
 
     The stream entry is one field ``e``: ``nonce|pass|gate|ring|direction|ms|offline|reason``
-    (the script appends the reason; nonces, ids and reason codes never contain ``|``).
+    (the script appends the reason; the flusher splits it from the right, so only the
+    nonce, which comes first, could ever hold a ``|``).
     """
 
     __slots__ = ("_entry", "_flags", "_inside", "_limit", "_nonce", "_pass", "_rings", "_stream", "_ttl")

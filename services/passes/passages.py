@@ -71,8 +71,9 @@ _PACKED = ("n", "p", "g", "r", "d", "t", "o", "x")
 
 def _fields(raw: dict) -> dict[str, str]:
     """A stream entry as named fields: the packed ``e`` field the scan script writes
-    (``nonce|pass|gate|ring|direction|ms|offline|reason``), or one field per value as
-    entries written before that format still in the stream after a deploy."""
+    (``nonce|pass|gate|ring|direction|ms|offline|reason``; only the nonce is free text,
+    so it is split from the right), or one field per value as entries written before
+    that format still in the stream after a deploy."""
     f = {
         k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
         for k, v in raw.items()
@@ -80,7 +81,7 @@ def _fields(raw: dict) -> dict[str, str]:
     packed = f.get("e")
     if packed is None:
         return f
-    return dict(zip(_PACKED, packed.split("|"), strict=True))
+    return dict(zip(_PACKED, packed.rsplit("|", len(_PACKED) - 1), strict=True))
 
 
 def ack(redis, event_id: int, ids: list) -> None:
