@@ -4,7 +4,13 @@
    one EVALSHA) and the SQL statements (must be none).
 2. CPU per request calling the WSGI app directly (no server, no client), beside a bare
    Flask JSON endpoint called the same way, alternating rounds; min and median.
-3. A cProfile of the scans (CPU time), our modules by cumulative time.
+3. Redis CPU per scan script call (``INFO commandstats`` of EVALSHA, before and after the
+   timed rounds: Redis shares the machine's cores, so its CPU counts too; EVALSHA calls
+   other clients make meanwhile are counted as well).
+4. A cProfile of the scans (CPU time), our modules by cumulative time.
+With ``--floor``, 2. also measures the same route with the service replaced by a fixed
+answer, and by a fixed answer after one Redis PING: what the framework and one round
+trip cost before the scan does anything.
 
 No gunicorn and no load generator, so the numbers barely depend on what else runs on
 the machine. ``BENCH_PG`` / ``BENCH_REDIS`` as for ``make bench``:
@@ -108,6 +114,26 @@ class Counters:
             link.sock.__class__ = self._socket_class
 
 
+def evalsha_stats(redis) -> tuple[int, int]:
+    """(calls, usec) of EVALSHA so far, from ``INFO commandstats``."""
+    stats = redis.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
+def floor_cpu(app, redis, envs: list[dict], *, ping: bool) -> float:
+    """:func:`wsgi_cpu` of the scan route with the service replaced by a fixed answer
+    (after one PING on the hot path's link when ``ping``)."""
+    from core import redislink
+    from services.passes import gate
+
+    real, body = gate.check_json, b'{"ok":true,"data":{}}'
+    gate.check_json = lambda *a, **k: (redislink.call(redis, ("PING",)), body)[1] if ping else body
+    try:
+        return wsgi_cpu(app, envs)
+    finally:
+        gate.check_json = real
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=2000)
@@ -115,6 +141,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--passes", type=int, default=200)
     parser.add_argument("--tottime", action="store_true", help="every function by own time")
+    parser.add_argument("--floor", action="store_true", help="also the route without the scan's work")
     args = parser.parse_args()
 
     from flask import Flask, jsonify
@@ -155,11 +182,21 @@ def main() -> None:
             return jsonify({"ok": True, "data": {"pong": 1}})
 
         gate_us, bare_us = [], []
+        floors: dict[str, list[float]] = {}
+        if args.floor:
+            floors = {"fixed answer": [], "fixed answer after a PING": []}
+        redis = app.extensions["zhizhi"].redis
+        before = evalsha_stats(redis)
         for _ in range(args.rounds):
             gate_us.append(wsgi_cpu(app, next_envs(args.scans)))
             bare_us.append(wsgi_cpu(bare, environs("/json", [None] * args.scans, {})))
-        for label, xs in (("gate scan", gate_us), ("bare JSON", bare_us)):
+            for label, xs in floors.items():
+                xs.append(floor_cpu(app, redis, next_envs(args.scans), ping="PING" in label))
+        calls, usec = (a - b for a, b in zip(evalsha_stats(redis), before, strict=True))
+        for label, xs in (("gate scan", gate_us), ("bare JSON", bare_us), *floors.items()):
             print(f"direct WSGI CPU, {label}: min {min(xs):.0f} us, median {statistics.median(xs):.0f} us")
+        if calls > 0:
+            print(f"Redis CPU per scan script: {usec / calls:.1f} us ({calls} EVALSHA calls)")
 
         envs = next_envs(args.scans)
         profile = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis

@@ -148,9 +148,10 @@ def alert_officers(session, item) -> dict:
 
 def flush_passages(app: Flask, *, limit: int = 1000) -> int:
     """Move every event's gate stream into the database (commit, then delete from the
-    stream), and resync gate state whose revocation version lags. Safe to run
-    concurrently and repeatedly: inserts are idempotent on the scan nonce."""
-    from services.passes import gate, hotstate
+    stream), move gate state left in the old key layout, and resync gate state whose
+    revocation version lags. Safe to run concurrently and repeatedly: inserts are
+    idempotent on the scan nonce."""
+    from services.passes import gate, hotlayout, hotstate
 
     ext = app.extensions["zhizhi"]
     moved = 0
@@ -164,6 +165,7 @@ def flush_passages(app: Flask, *, limit: int = 1000) -> int:
             moved += len(ids)
             if len(ids) < limit:
                 break
+        hotlayout.migrate(ext.redis, event_id)  # state a process on the old code wrote meanwhile
         with ext.db.session() as s:
             if gate.revocation_lag(s, ext.redis, event_id):
                 hotstate.sync_event(ext.redis, s, event_id, utcnow())

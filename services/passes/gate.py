@@ -50,6 +50,7 @@ class GateContext:
     gate_key: bytes
     verifiers: dict[str, Ed25519PublicKey]
     loaded_at: float
+    plan: hotstate.GateScan  # the constant parts of this gate's scan command
 
 
 class _Contexts:
@@ -84,22 +85,29 @@ def load_context(session: Session, gate: Gate, kek: bytes) -> GateContext:
     zones = {z.ring: z for z in session.scalars(select(Zone).where(Zone.event_id == event.id))}
     ring = keys.verify_ring(session, key_scope(event.id))
     verifiers = {r.kid: ring.verifier(r.kid) for r in ring.records if ring.verifier(r.kid) is not None}
+    max_ring = max(zones)
+    max_inside = zones[gate.ring].max_inside if gate.ring in zones else None
     return GateContext(
         gate_id=gate.id,
         event_id=event.id,
         ring=gate.ring,
         direction=gate.direction.value,
         vehicle=gate.vehicle,
-        max_ring=max(zones),
-        max_inside=zones[gate.ring].max_inside if gate.ring in zones else None,
+        max_ring=max_ring,
+        max_inside=max_inside,
         gate_key=gate_key(event, kek),
         verifiers=verifiers,
         loaded_at=time.monotonic(),
+        plan=hotstate.GateScan(
+            event.id, gate.id, gate.ring, max_ring, max_inside, RULE_SET["nonce_ttl_seconds"]
+        ),
     )
 
 
 @dataclass
 class Scan:
+    """One scan as the device reports it (the API passes its ``ScanIn``, same fields)."""
+
     qr: str
     nonce: str
     direction: str
@@ -152,33 +160,32 @@ def _check(
     scan: Scan,
     kek: bytes,
     now: datetime | None,
-) -> tuple[str, str, int | None, str, bool]:
-    """(reason, detail, pass id, holder summary, replayed) of one scan."""
+) -> tuple[int | None, bytes]:
+    """(pass id, the script's reply) of one scan: ``N`` (new) or ``D`` (replayed nonce),
+    ``<reason>|<detail>``, a newline, the holder summary. Kept as bytes: the common
+    answers are encoded once (see :func:`check_json`)."""
     db = session if callable(session) else lambda: session  # opened only on a cache miss
     ctx = contexts.get(db, person_id, kek)
-    if ctx.direction != "both" and scan.direction != ctx.direction:
+    direction = scan.direction
+    if ctx.direction != "both" and direction != ctx.direction:
         raise ValidationFailed(fields={"direction": "与闸机方向不符"})
     if ctx.vehicle and not (scan.plate and checks.normalize_plate_read(scan.plate)):
         raise ValidationFailed(fields={"plate": PLATE_REQUIRED})
-    now = now or utcnow()
-    pass_id, verdict, detail, ctx = _verify(db, person_id, ctx, scan, kek, int(now.timestamp()))
-    args = {
-        "event_id": ctx.event_id, "nonce": scan.nonce, "pass_id": pass_id, "verdict": verdict,
-        "detail": detail, "ring": ctx.ring, "direction": scan.direction, "max_inside": ctx.max_inside,
-        "gate_id": ctx.gate_id, "scanned_at_ms": int(scan.scanned_at.timestamp() * 1000),
-        "max_ring": ctx.max_ring, "ttl": RULE_SET["nonce_ttl_seconds"],
-    }  # fmt: skip
-    res = hotstate.run_scan(redis, **args)
-    if res[0] == "sync":  # gate state not in Redis yet (first scan, or Redis restarted)
-        hotstate.sync_event(redis, db(), ctx.event_id, now)
-        res = hotstate.run_scan(redis, **args)
-    status, answer, info = res[0], res[1], res[2]
-    reason, _, detail = answer.partition("|")
-    if pass_id is not None and not info and reason not in ("invalid", "unknown_key"):
-        info = _summary(db(), redis, ctx.event_id, pass_id)
-    if reason == "watchlist" and status == "new":
+    now_s = int(time.time() if now is None else now.timestamp())
+    pass_id, verdict, detail, ctx = _verify(db, person_id, ctx, scan, kek, now_s)
+    ts_ms = int(scan.scanned_at.timestamp() * 1000)
+    reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
+    if reply == b"S":  # gate state not in Redis yet (first scan, Redis restarted, a deploy)
+        hotstate.sync_event(redis, db(), ctx.event_id, now or utcnow())
+        reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
+    if pass_id is not None and reply.endswith(b"\n") and not reply.startswith(_UNVERIFIED, 1):
+        reply += _summary(db(), redis, ctx.event_id, pass_id).encode()  # not in Redis yet
+    if reply.startswith(b"Nwatchlist|"):
         _gate_watch_alert(db(), ctx, pass_id)
-    return reason, detail, pass_id, info, status == "dup"
+    return pass_id, reply
+
+
+_UNVERIFIED = (b"invalid|", b"unknown_key|")
 
 
 def check(
@@ -194,8 +201,13 @@ def check(
     the database only for a first-time summary miss or a watch-list alert.
     Idempotent per nonce: a repeated nonce returns the first answer and logs nothing,
     unless the pass has been revoked since (then ``revoked``)."""
-    reason, detail, pass_id, info, replayed = _check(session, redis, person_id, scan, kek, now)
-    return answer_dict(reason, detail, pass_id, info, replayed=replayed)
+    return _answer(*_check(session, redis, person_id, scan, kek, now))
+
+
+def _answer(pass_id: int | None, reply: bytes) -> dict:
+    answer, _, info = reply[1:].decode().partition("\n")
+    reason, _, detail = answer.partition("|")
+    return answer_dict(reason, detail, pass_id, info, replayed=reply[:1] == b"D")
 
 
 def answer_dict(reason: str, detail: str, pass_id: int | None, info: str, *, replayed: bool = False) -> dict:
@@ -227,11 +239,11 @@ def check_json(
 ) -> bytes:
     """:func:`check`, answered as the API envelope's UTF-8 JSON. Answers repeat (a
     pass scanned in and out answers the same each time), so the encoded body is
-    cached by the answer's content."""
+    cached by the script's reply."""
     answer = _check(session, redis, person_id, scan, kek, now)
     body = _BODIES.get(answer)
     if body is None:
-        data = answer_dict(*answer[:4], replayed=answer[4])
+        data = _answer(*answer)
         body = json.dumps({"ok": True, "data": data}, ensure_ascii=False, separators=(",", ":")).encode()
         if len(_BODIES) >= _BODIES_MAX:
             _BODIES.clear()
@@ -248,7 +260,7 @@ def _summary(session: Session, redis, event_id: int, pass_id: int) -> str:
     if app is None:
         return ""
     summary = issuance.holder_summary(app)
-    redis.hset(hotstate.key(event_id, "info"), str(pass_id), summary)
+    redis.hset(hotstate.pass_key(event_id, pass_id), "i", summary)
     return summary
 
 

@@ -2,22 +2,34 @@
 
 Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster slot):
 
-``rev``    set of revoked pass ids (plus the sentinel ``-``: the set exists once synced)
-``watch``  set of pass ids the gates refuse with ``watchlist`` (same sentinel)
-``rv``     revocation version the ``rev`` set reflects
-``state``  hash ``<pass>:<ring>`` -> ``in``/``out`` (anti-passback)
+``flags``  set of ``r<pass>`` (revoked) and ``w<pass>`` (refused with ``watchlist``), plus
+           the layout sentinel: the set is complete once it holds the sentinel
+``rv``     revocation version the ``flags`` set reflects
+``p:<pass>`` hash, one per pass: ``i`` the masked holder summary shown to the guard, and
+           per ring ``<ring>`` -> ``I<ms>`` (inside) or ``O<ms>`` (outside): the
+           anti-passback state with the scan time of the scan that set it, so offline
+           scans uploaded later change the state only if they are newer
 ``inside`` hash ring -> people inside (occupancy limit, reason ``capacity``)
-``info``   hash pass id -> masked holder summary shown to the guard
-``seen``   hash ``<pass>:<ring>`` -> scan time (ms) of the last entry/exit that set ``state``,
-           so offline scans uploaded later change the state only if they are newer
 ``n:<nonce>`` the first answer to a scan nonce (TTL)
-``stream`` every scan, accepted or refused; the flusher moves it into PostgreSQL
+``stream`` every scan, accepted or refused, as one packed field (see :class:`GateScan`);
+           the flusher moves it into PostgreSQL
+
+Layout 1 kept the pass state in event-wide hashes (``state``/``seen``/``info`` keyed
+``<pass>:<ring>``) and two sets ``rev``/``watch``; :mod:`services.passes.hotlayout`
+moves the state into the pass hashes when an event syncs. The sentinel names the
+layout, so the first scan after a deploy that changed it asks for that sync.
 
 Database changes that the gates must see (revocations, watched passes, summaries)
 are published *after* the transaction commits (a rolled-back revocation must never
-refuse a pass). A lost publication is repaired: a missing set makes the script answer
-``sync`` (the caller reloads from the database), and the flusher resyncs when ``rv``
-lags the database's revocation version.
+refuse a pass). A lost publication is repaired: a ``flags`` set without the sentinel
+makes the script answer ``sync`` (the caller reloads from the database), and the
+flusher resyncs when ``rv`` lags the database's revocation version.
+
+Each ``redis.call`` in the script costs Redis a few microseconds once its caches have
+gone cold between scans, so a scan makes as few as it can: one SMISMEMBER (revoked,
+watched, loaded), one HMGET, the nonce claimed with ``SET NX GET``, and on a passage
+one HSET, one HINCRBY (per ring left, on exit) and one XADD. Needs Redis 7.0 or later
+(``SET`` with both ``NX`` and ``GET``).
 """
 
 from __future__ import annotations
@@ -35,7 +47,8 @@ from core.redislink import call as _call
 
 log = logging.getLogger("zhizhi.passes")
 
-SENTINEL = "-"
+#: Member of the ``flags`` set once it is loaded; names the key layout.
+SENTINEL = "-v2"
 _PENDING = "passes_hotstate_pending"
 _installed: dict[str, object] = {}
 _by_engine: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -45,81 +58,95 @@ def key(event_id: int, name: str) -> str:
     return f"pz:{{e{event_id}}}:{name}"
 
 
+def pass_key(event_id: int, pass_id: int | str) -> str:
+    return f"pz:{{e{event_id}}}:p:{pass_id}"
+
+
+#: KEYS: nonce, flags, the pass hash, inside, stream.
+#: ARGV: ttl, pass id ('' when the token did not verify), verdict and detail of the checks
+#: before revocation, direction, occupancy limit ('' none), scan time ms, the stream entry
+#: without its reason, then the rings the scan touches (the gate's, and on exit every
+#: inner ring too). Replies one string: ``S`` (load the flags first), or ``N`` (a new
+#: scan) / ``D`` (a replayed nonce) + ``<reason>|<detail>`` + newline + holder summary.
+#: Everything is decided from reads first; the nonce is then claimed, and only a new
+#: scan writes (a replay of a revoked pass answers, and is logged as, ``revoked``).
 SCAN_LUA = """
-local pid = ARGV[2]
-if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 0 then
-  return {'sync'}
-end
-local revoked = 0
-if pid ~= '' then revoked = redis.call('SISMEMBER', KEYS[2], pid) end
-local info = ''
-if pid ~= '' then info = redis.call('HGET', KEYS[7], pid) or '' end
-local cached = redis.call('GET', KEYS[1])
-if cached and revoked == 0 then
-  return {'dup', cached, info}
-end
-local reason = ''
-if revoked == 1 then
-  reason = 'revoked'
-elseif ARGV[3] ~= '' then
-  reason = ARGV[3]
-elseif redis.call('SISMEMBER', KEYS[3], pid) == 1 then
-  reason = 'watchlist'
-elseif ARGV[5] == 'in' then
-  local field = pid .. ':' .. ARGV[4]
-  if redis.call('HGET', KEYS[4], field) == 'in' then
-    reason = 'already_inside'
-  else
-    local n = tonumber(redis.call('HGET', KEYS[5], ARGV[4]) or '0')
-    if ARGV[6] ~= '' and n >= tonumber(ARGV[6]) then
+local pid, revoked, info, st, write = ARGV[2], false, '', nil, nil
+local reason = ARGV[3]
+if pid ~= '' then
+  local f = redis.call('SMISMEMBER', KEYS[2], 'r' .. pid, 'w' .. pid, '@SENTINEL@')
+  if f[3] == 0 then return 'S' end
+  revoked = f[1] == 1
+  st = redis.call('HMGET', KEYS[3], 'i', unpack(ARGV, 9))
+  info = st[1] or ''
+  if revoked then
+    reason = 'revoked'
+  elseif reason == '' then
+    if f[2] == 1 then
+      reason = 'watchlist'
+    elseif ARGV[5] == 'out' then
+      write = 'out'
+    elseif st[2] and string.byte(st[2]) == 73 then
+      reason = 'already_inside'
+    elseif ARGV[6] ~= '' and tonumber(redis.call('HGET', KEYS[4], ARGV[9]) or '0') >= tonumber(ARGV[6]) then
       reason = 'capacity'
     else
-      redis.call('HSET', KEYS[4], field, 'in')
-      redis.call('HINCRBY', KEYS[5], ARGV[4], 1)
-      redis.call('HSET', KEYS[8], field, ARGV[8])
+      write = 'in'
     end
-  end
-else
-  for r = tonumber(ARGV[4]), tonumber(ARGV[10]) do
-    local f = pid .. ':' .. r
-    if redis.call('HGET', KEYS[4], f) == 'in' then
-      redis.call('HSET', KEYS[4], f, 'out')
-      redis.call('HINCRBY', KEYS[5], tostring(r), -1)
-    end
-    redis.call('HSET', KEYS[8], f, ARGV[8])
   end
 end
-local answer = reason .. '|' .. ARGV[11]
-redis.call('SET', KEYS[1], answer, 'EX', tonumber(ARGV[1]))
-redis.call('XADD', KEYS[6], '*', 'n', ARGV[12], 'p', pid, 'g', ARGV[7], 'r', ARGV[4],
-  'd', ARGV[5], 't', ARGV[8], 'x', reason, 'k', ARGV[11], 'o', ARGV[9])
-return {'new', answer, info}
-"""
+local answer = reason .. '|' .. ARGV[4]
+local cached = redis.call('SET', KEYS[1], answer, 'NX', 'GET', 'EX', ARGV[1])
+if cached then
+  if not revoked then return 'D' .. cached .. '\\n' .. info end
+  redis.call('SET', KEYS[1], answer, 'EX', ARGV[1])
+end
+if write == 'in' then
+  redis.call('HSET', KEYS[3], ARGV[9], 'I' .. ARGV[7])
+  redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+elseif write == 'out' then
+  local out, fields = 'O' .. ARGV[7], {}
+  for i = 9, #ARGV do
+    local v = st[i - 7]
+    if v and string.byte(v) == 73 then redis.call('HINCRBY', KEYS[4], ARGV[i], -1) end
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = out
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+end
+redis.call('XADD', KEYS[5], '*', 'e', ARGV[8] .. reason)
+return 'N' .. answer .. '\\n' .. info
+""".replace("@SENTINEL@", SENTINEL)
 
 #: Offline passages (already happened) applied to the inside/outside state: each one
 #: only if it is at least as recent as the last scan that set that pass and ring, so
 #: an upload never undoes a later online scan, and a re-upload changes nothing.
-#: ARGV: max ring, then (pass id, ring, direction, scan time ms) per passage.
+#: KEYS: inside, then the pass hash of each passage; ARGV: max ring, then
+#: (ring, direction, scan time ms) per passage.
 OFFLINE_LUA = """
 local top_ring = tonumber(ARGV[1])
 local changed = 0
-for i = 2, #ARGV, 4 do
-  local pid, ring, dir, ts = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+for k = 2, #KEYS do
+  local i = 3 * k - 4
+  local ring, dir, ts = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
   local last = ring
   if dir == 'out' then last = top_ring end
   for r = ring, last do
-    local f = pid .. ':' .. r
-    if ts >= tonumber(redis.call('HGET', KEYS[3], f) or '-1') then
-      redis.call('HSET', KEYS[3], f, ts)
-      local now_in = redis.call('HGET', KEYS[1], f) == 'in'
-      if dir == 'in' and not now_in then
-        redis.call('HSET', KEYS[1], f, 'in')
-        redis.call('HINCRBY', KEYS[2], tostring(r), 1)
-        changed = changed + 1
-      elseif dir == 'out' and now_in then
-        redis.call('HSET', KEYS[1], f, 'out')
-        redis.call('HINCRBY', KEYS[2], tostring(r), -1)
-        changed = changed + 1
+    local v = redis.call('HGET', KEYS[k], r)
+    if not v or ts >= tonumber(string.sub(v, 2)) then
+      local now_in = v ~= false and string.byte(v) == 73
+      if dir == 'in' then
+        redis.call('HSET', KEYS[k], r, 'I' .. ARGV[i + 2])
+        if not now_in then
+          redis.call('HINCRBY', KEYS[1], tostring(r), 1)
+          changed = changed + 1
+        end
+      else
+        redis.call('HSET', KEYS[k], r, 'O' .. ARGV[i + 2])
+        if now_in then
+          redis.call('HINCRBY', KEYS[1], tostring(r), -1)
+          changed = changed + 1
+        end
       end
     end
   end
@@ -127,19 +154,48 @@ end
 return changed
 """
 
-_SCAN_KEYS = ("rev", "watch", "state", "inside", "stream", "info", "seen")
 SCAN_SHA = hashlib.sha1(SCAN_LUA.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
-_EVENT_KEYS: dict[int, tuple[str, tuple[str, ...]]] = {}
+class GateScan:
+    """The parts of a gate's scan command that do not change between scans, built once
+    per gate context: keys, the rings a scan touches per direction, occupancy limit, TTL.
 
+    The stream entry is one field ``e``: ``nonce|pass|gate|ring|direction|ms|offline|reason``
+    (the script appends the reason; the flusher splits it from the right, so only the
+    nonce, which comes first, could ever hold a ``|``).
+    """
 
-def _event_keys(event_id: int) -> tuple[str, tuple[str, ...]]:
-    keys = _EVENT_KEYS.get(event_id)
-    if keys is None:
+    __slots__ = ("_entry", "_flags", "_inside", "_limit", "_nonce", "_pass", "_rings", "_stream", "_ttl")
+
+    def __init__(
+        self, event_id: int, gate_id: int, ring: int, max_ring: int, max_inside: int | None, ttl: int
+    ) -> None:
         tag = f"pz:{{e{event_id}}}:"
-        keys = _EVENT_KEYS[event_id] = (tag + "n:", tuple(tag + name for name in _SCAN_KEYS))
-    return keys
+        self._nonce, self._pass, self._flags = tag + "n:", tag + "p:", tag + "flags"
+        self._inside, self._stream, self._ttl = tag + "inside", tag + "stream", str(ttl)
+        self._limit = "" if max_inside is None else str(max_inside)
+        self._rings = {"in": (str(ring),), "out": tuple(str(r) for r in range(ring, max_ring + 1))}
+        self._entry = f"|{gate_id}|{ring}|"
+
+    def command(self, nonce: str, pid: str, verdict: str, detail: str, direction: str, ts_ms: int) -> tuple:
+        ts = str(ts_ms)
+        return (
+            "EVALSHA", SCAN_SHA, 5, self._nonce + nonce, self._flags, self._pass + pid, self._inside,
+            self._stream, self._ttl, pid, verdict, detail, direction, self._limit, ts,
+            nonce + "|" + pid + self._entry + direction + "|" + ts + "|0|", *self._rings[direction],
+        )  # fmt: skip
+
+    def run(self, redis, nonce: str, pass_id: int | None, verdict: str, detail: str, direction: str, ts: int):
+        """One EVALSHA (the script is loaded on first use or after a Redis restart).
+        Replies bytes, as ``SCAN_LUA`` describes."""
+        pid = "" if pass_id is None else str(pass_id)
+        command = self.command(nonce, pid, verdict, detail, direction, ts)
+        try:
+            return _call(redis, command)
+        except NoScriptError:
+            redis.script_load(SCAN_LUA)
+            return _call(redis, command)
 
 
 def run_scan(
@@ -157,33 +213,31 @@ def run_scan(
     scanned_at_ms: int,
     max_ring: int,
     ttl: int,
-    offline: bool = False,
-) -> list:
-    """One EVALSHA (the script is loaded on first use or after a Redis restart)."""
-    nonce_prefix, keys = _event_keys(event_id)
-    command = (
-        "EVALSHA", SCAN_SHA, 8, nonce_prefix + nonce, *keys,
-        ttl, "" if pass_id is None else pass_id, verdict, ring, direction,
-        "" if max_inside is None else max_inside, gate_id, scanned_at_ms, "1" if offline else "0",
-        max_ring, detail, nonce,
-    )  # fmt: skip
-    try:
-        reply = _call(redis, command)
-    except NoScriptError:
-        redis.script_load(SCAN_LUA)
-        reply = _call(redis, command)
-    return [x.decode() if isinstance(x, bytes) else x for x in reply]
+) -> list[str]:
+    """:meth:`GateScan.run` for one scan, the reply as ``[status, answer, summary]`` with
+    status ``new``, ``dup`` or ``sync`` (tools and tests)."""
+    plan = GateScan(event_id, gate_id, ring, max_ring, max_inside, ttl)
+    reply = plan.run(redis, nonce, pass_id, verdict, detail, direction, scanned_at_ms)
+    reply = reply.decode() if isinstance(reply, bytes) else reply
+    status = {"N": "new", "D": "dup", "S": "sync"}[reply[0]]
+    return [status] if status == "sync" else [status, *reply[1:].split("\n", 1)]
 
 
 def apply_offline(redis, event_id: int, max_ring: int, passages: list[tuple[int, int, str, int]]) -> int:
     """Apply offline passages ``(pass id, ring, direction, scan time ms)``, oldest first,
-    to the inside/outside state (see ``OFFLINE_LUA``); returns how many states changed."""
+    to the inside/outside state (see ``OFFLINE_LUA``); returns how many states changed.
+    State still in the layout-1 hashes is moved first, so it is compared, not lost."""
+    from services.passes.hotlayout import migrate
+
+    migrate(redis, event_id)
     changed = 0
-    names = (key(event_id, "state"), key(event_id, "inside"), key(event_id, "seen"))
+    inside = key(event_id, "inside")
     ordered = sorted(passages, key=lambda p: p[3])
     for i in range(0, len(ordered), 500):  # bounded work per script call
-        args = [x for p in ordered[i : i + 500] for x in p]
-        changed += int(redis.eval(OFFLINE_LUA, 3, *names, max_ring, *args))
+        chunk = ordered[i : i + 500]
+        keys = [pass_key(event_id, p[0]) for p in chunk]
+        args = [x for p in chunk for x in p[1:]]
+        changed += int(redis.eval(OFFLINE_LUA, 1 + len(keys), inside, *keys, max_ring, *args))
     return changed
 
 
@@ -243,22 +297,30 @@ def on_commit(session: Session, callback: Callable) -> None:
 
 def after_commit_revoked(session: Session, event_id: int, pass_id: int, version: int) -> None:
     def publish(redis) -> None:
-        if redis.exists(key(event_id, "rev")):
+        if redis.exists(key(event_id, "flags")):
             pipe = redis.pipeline()
-            pipe.sadd(key(event_id, "rev"), str(pass_id))
+            pipe.sadd(key(event_id, "flags"), f"r{pass_id}")
             pipe.set(key(event_id, "rv"), version)
             pipe.execute()
 
     on_commit(session, publish)
 
 
+#: KEYS: flags; ARGV: the watched pass ids. Replaces the ``w`` members of a loaded set.
+WATCHED_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(m, 1, 1) == 'w' then redis.call('SREM', KEYS[1], m) end
+end
+for i = 1, #ARGV do redis.call('SADD', KEYS[1], 'w' .. ARGV[i]) end
+return 1
+"""
+
+
 def after_commit_replace_watched(session: Session, event_id: int, pass_ids: Iterable[int]) -> None:
-    members = [SENTINEL, *(str(p) for p in pass_ids)]
-
-    def publish(redis) -> None:
-        _replace_set(redis, key(event_id, "watch"), members)
-
-    on_commit(session, publish)
+    """Publish the watched passes; a set not loaded yet gets them at its sync."""
+    members = [str(p) for p in pass_ids]
+    on_commit(session, lambda redis: redis.eval(WATCHED_LUA, 1, key(event_id, "flags"), *members))
 
 
 def after_commit_offline(
@@ -269,7 +331,7 @@ def after_commit_offline(
 
 
 def after_commit_info(session: Session, event_id: int, pass_id: int, summary: str) -> None:
-    on_commit(session, lambda redis: redis.hset(key(event_id, "info"), str(pass_id), summary))
+    on_commit(session, lambda redis: redis.hset(pass_key(event_id, pass_id), "i", summary))
 
 
 def _replace_set(redis, name: str, members: list[str]) -> None:
@@ -282,20 +344,21 @@ def _replace_set(redis, name: str, members: list[str]) -> None:
 
 
 def sync_event(redis, session: Session, event_id: int, now) -> int:
-    """Reload the revoked and watched sets of an event from the database; returns the
-    revocation version published."""
+    """Reload the revoked and watched passes of an event from the database; returns the
+    revocation version published. Gate state left in an older key layout is moved
+    first (the set's sentinel then tells the scan script it may run)."""
     from sqlalchemy import select
 
     from models.passes import Event, Revocation
+    from services.passes.hotlayout import migrate
     from services.passes.lists import watched_pass_ids
 
+    migrate(redis, event_id)
     version = session.scalar(select(Event.revocation_version).where(Event.id == event_id)) or 0
     revoked = [
-        str(p) for p in session.scalars(select(Revocation.pass_id).where(Revocation.event_id == event_id))
+        f"r{p}" for p in session.scalars(select(Revocation.pass_id).where(Revocation.event_id == event_id))
     ]
-    _replace_set(redis, key(event_id, "rev"), [SENTINEL, *revoked])
+    watched = [f"w{p}" for p in watched_pass_ids(session, event_id, now)]
+    _replace_set(redis, key(event_id, "flags"), [SENTINEL, *revoked, *watched])
     redis.set(key(event_id, "rv"), version)
-    _replace_set(
-        redis, key(event_id, "watch"), [SENTINEL, *(str(p) for p in watched_pass_ids(session, event_id, now))]
-    )
     return version

@@ -36,10 +36,7 @@ def drain(session: Session, redis, event_id: int, *, limit: int = 1000, now: dat
     entries = redis.xrange(hotstate.key(event_id, "stream"), count=limit)
     passages, refusals = [], []
     for _id, raw in entries:
-        f = {
-            k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in raw.items()
-        }
+        f = _fields(raw)
         row = {
             "nonce": f["n"],
             "event_id": event_id,
@@ -67,6 +64,24 @@ def drain(session: Session, redis, event_id: int, *, limit: int = 1000, now: dat
     session.flush()
     _trust_clean_passages(session, event_id, {p["pass_id"] for p in passages}, now)
     return [e[0] for e in entries]
+
+
+_PACKED = ("n", "p", "g", "r", "d", "t", "o", "x")
+
+
+def _fields(raw: dict) -> dict[str, str]:
+    """A stream entry as named fields: the packed ``e`` field the scan script writes
+    (``nonce|pass|gate|ring|direction|ms|offline|reason``; only the nonce is free text,
+    so it is split from the right), or one field per value as entries written before
+    that format still in the stream after a deploy."""
+    f = {
+        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+        for k, v in raw.items()
+    }
+    packed = f.get("e")
+    if packed is None:
+        return f
+    return dict(zip(_PACKED, packed.rsplit("|", len(_PACKED) - 1), strict=True))
 
 
 def ack(redis, event_id: int, ids: list) -> None:

@@ -12,7 +12,7 @@ from core import signing
 from jobs.passes import flush_passages
 from models.passes import Passage, ScanRefusal
 from services import keys
-from services.passes import events
+from services.passes import events, hotlayout, hotstate
 from services.passes.events import key_scope
 from tests.helpers import Api, make_person, token_for, valid_id_number
 from tests.miniapp_api.test_passes_end_to_end import scan
@@ -247,3 +247,80 @@ def test_a_rolled_back_revocation_never_reaches_the_gates(app, db, world, approv
     db.commit()
     assert scan(api, gate, kept["token"])["reason"] == "revoked"
     assert scan(api, world.device_tokens["outer_out"], undone["token"], direction="out")["result"] == "ok"
+
+
+def test_a_watch_entry_added_while_the_gates_run_refuses_the_pass_at_its_next_scan(app, db, world, approved):
+    api, issued = approved
+    t = world.device_tokens
+    assert scan(api, t["outer_in"], issued["token"])["result"] == "ok"  # the gates' flags are loaded now
+    officer = Api(api.client, world.officer_token)
+    entry = {"event_id": world.event.id, "reason": "在逃", "severity": "reject"}
+    entry["id_number"] = valid_id_number(7)
+    assert officer.post("/passes/watch-entries", entry).status_code == 201
+    assert scan(api, t["outer_out"], issued["token"], direction="out")["reason"] == "watchlist"
+
+
+# --- a deploy of the per-pass gate layout while an event runs ---------------------
+
+
+def _as_layout_1(redis, event_id: int) -> None:
+    """Rewrite the event's gate state the way the layout-1 code kept it."""
+    state, seen, info = {}, {}, {}
+    for name in redis.scan_iter(hotstate.pass_key(event_id, "*")):
+        pid = name.decode().rpartition(":")[2]
+        for field, value in redis.hgetall(name).items():
+            field, value = field.decode(), value.decode()
+            if field == "i":
+                info[pid] = value
+            else:
+                state[f"{pid}:{field}"] = "in" if value[0] == "I" else "out"
+                seen[f"{pid}:{field}"] = value[1:]
+        redis.delete(name)
+    for name, mapping in (("state", state), ("seen", seen), ("info", info)):
+        if mapping:
+            redis.hset(hotstate.key(event_id, name), mapping=mapping)
+    flags = {m.decode() for m in redis.smembers(hotstate.key(event_id, "flags"))}
+    redis.delete(hotstate.key(event_id, "flags"))
+    for name, prefix in (("rev", "r"), ("watch", "w")):
+        members = [m[1:] for m in flags if m[:1] == prefix]
+        redis.sadd(hotstate.key(event_id, name), "-", *members)
+
+
+def test_who_is_inside_survives_a_deploy_of_the_new_layout(app, db, world, approved):
+    api, issued = approved
+    t, redis = world.device_tokens, app.extensions["zhizhi"].redis
+    first = scan(api, t["outer_in"], issued["token"])
+    assert first["result"] == "ok" and first["holder"]
+    _as_layout_1(redis, world.event.id)
+    assert redis.hget(hotstate.key(world.event.id, "state"), f"{issued['id']}:1") == b"in"
+
+    again = scan(api, t["outer_in2"], issued["token"])  # asks for the sync, which moves the state
+    assert again["reason"] == "already_inside"
+    assert again["holder"] == first["holder"]
+    old = hotlayout.OLD_KEYS + hotlayout.OLD_SETS
+    assert not any(redis.exists(hotstate.key(world.event.id, n)) for n in old)
+    assert scan(api, t["outer_out"], issued["token"], direction="out")["result"] == "ok"
+    assert int(redis.hget(hotstate.key(world.event.id, "inside"), "1")) == 0
+    assert scan(api, t["outer_in"], issued["token"])["result"] == "ok"
+
+
+def test_stream_entries_written_before_the_deploy_are_flushed_with_the_new_ones(app, db, world, approved):
+    api, issued = approved
+    redis = app.extensions["zhizhi"].redis
+    stream = hotstate.key(world.event.id, "stream")
+    gate_id = world.gates["outer_in"].id
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    old = {"p": issued["id"], "g": gate_id, "r": 1, "d": "in", "t": now_ms, "o": "0", "k": ""}
+    redis.xadd(stream, {"n": "old-format-ok", **old, "x": ""})
+    redis.xadd(stream, {"n": "old-format-refused", **old, "x": "already_inside"})
+    assert scan(api, world.device_tokens["outer_in"], issued["token"], "new-format-01")["result"] == "ok"
+    assert scan(api, world.device_tokens["outer_in2"], issued["token"], "new-format-02")["result"] == "error"
+    assert flush_passages(app) == 4
+    passages = db.execute(select(Passage.nonce, Passage.pass_id, Passage.gate_id, Passage.ring)).all()
+    refusals = dict(db.execute(select(ScanRefusal.nonce, ScanRefusal.reason)).all())
+    assert sorted(passages) == [
+        ("new-format-01", issued["id"], gate_id, 1),
+        ("old-format-ok", issued["id"], gate_id, 1),
+    ]
+    assert refusals == {"old-format-refused": "already_inside", "new-format-02": "already_inside"}
+    assert redis.xlen(stream) == 0

@@ -3,33 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 import fakeredis
 import pytest
-import redis
 
 from core import redislink as scanlink
 from services.passes import hotstate
-
-EVENT = 5
-
-
-@pytest.fixture(params=["fakeredis", "redis"])
-def r(request):
-    if request.param == "fakeredis":
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    elif os.environ.get("REDIS_URL"):
-        client = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=5)
-    else:
-        pytest.skip("REDIS_URL not set")
-    for name in client.keys(hotstate.key(EVENT, "*")):
-        client.delete(name)
-    client.sadd(hotstate.key(EVENT, "rev"), hotstate.SENTINEL)
-    client.sadd(hotstate.key(EVENT, "watch"), hotstate.SENTINEL)
-    yield client
-    for name in client.keys(hotstate.key(EVENT, "*")):
-        client.delete(name)
+from tests.services.passes.conftest import EVENT
 
 
 def scan(r, nonce, pass_id=1, *, verdict="", direction="in", ring=1, max_inside=None, at=1):
@@ -59,17 +38,30 @@ def test_anti_passback_exit_reentry_and_nonce_replay(r):
 
 def test_revocation_beats_a_cached_answer_and_any_later_verdict(r):
     assert scan(r, "n1") == ["new", "|"]
-    r.sadd(hotstate.key(EVENT, "rev"), "1")
+    r.sadd(hotstate.key(EVENT, "flags"), "r1")
     assert scan(r, "n1") == ["new", "revoked|"]
     assert scan(r, "n2", verdict="expired") == ["new", "revoked|"]
 
 
 def test_watchlist_after_python_verdicts_and_capacity_at_the_ring(r):
-    r.sadd(hotstate.key(EVENT, "watch"), "2")
+    r.sadd(hotstate.key(EVENT, "flags"), "w2")
     assert scan(r, "n1", pass_id=2, verdict="wrong_zone") == ["new", "wrong_zone|"]
     assert scan(r, "n2", pass_id=2) == ["new", "watchlist|"]
     assert scan(r, "n3", pass_id=3, max_inside=1) == ["new", "|"]
     assert scan(r, "n4", pass_id=4, max_inside=1) == ["new", "capacity|"]
+
+
+def test_a_new_watch_list_replaces_only_the_watched_flags_of_a_loaded_set(r):
+    flags = hotstate.key(EVENT, "flags")
+    r.sadd(flags, "r1", "w2", "w3")
+    r.eval(hotstate.WATCHED_LUA, 1, flags, "3", "4")
+    assert {m.decode() for m in r.smembers(flags)} == {hotstate.SENTINEL, "r1", "w3", "w4"}
+    assert scan(r, "n1", pass_id=1) == ["new", "revoked|"]
+    assert scan(r, "n2", pass_id=2) == ["new", "|"]
+    assert scan(r, "n4", pass_id=4) == ["new", "watchlist|"]
+    r.delete(flags)
+    r.eval(hotstate.WATCHED_LUA, 1, flags, "5")  # not loaded: the sync loads it all
+    assert not r.exists(flags)
 
 
 def test_script_is_reloaded_after_a_flush(r):
