@@ -163,7 +163,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
         verify(answers)
         cpu = Cpu(bare_port, port)
         for r in range(ROUNDS):
-            bare = loadgen.run(bare_port, lambda n: ok, requests=per_round)
+            bare = loadgen.run(bare_port, lambda n: ok, requests=2 * per_round)  # as harness.paired
             chunk, answers = msgs[r * per_round : (r + 1) * per_round], []
             keep = answers.append  # the check runs in the measured loop: just keep the answer
             bot = loadgen.run(
@@ -176,7 +176,7 @@ def run(database_url: str, baselines: dict[str, loadgen.Result], requests: int =
             bot_rps.append(bot.rps)
             bare_rps.append(bare.rps)
             latencies.extend(bot.latencies_ms)
-        bare_us, bot_us = cpu.per_request_us(per_round * ROUNDS, per_round * ROUNDS)
+        bare_us, bot_us = cpu.per_request_us(2 * per_round * ROUNDS, per_round * ROUNDS)
     ratio = statistics.median(ratios)
     p99 = sorted(latencies)[int(0.99 * len(latencies))]
     p50 = statistics.median(latencies)
