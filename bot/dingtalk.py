@@ -39,7 +39,7 @@ def sign(timestamp: str, secret: str) -> str:
 
 
 def check_signature(timestamp: str | None, given: str | None, secret: str, now_ms: int) -> None:
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 15:
+    if not timestamp or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 15:
         raise Refused(400, "missing or malformed timestamp header")
     if abs(now_ms - int(timestamp)) > WINDOW_MS:
         raise Refused(403, "timestamp outside the window")

@@ -81,7 +81,7 @@ def crypto_for(cfg: dict[str, Any]) -> MessageCrypto:
 
 def _check_time(timestamp: str | None, cfg: dict[str, Any]) -> str:
     window = int(cfg.get("timestamp_window") or DEFAULT_WINDOW)
-    if not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    if not timestamp or not _digits(timestamp) or len(timestamp) > 12:
         raise Refused(400, "missing or malformed timestamp")
     if abs(time.time() - int(timestamp)) > window:
         raise Refused(403, "timestamp outside the window")
@@ -103,7 +103,7 @@ def read_body(environ: dict[str, Any]) -> bytes:
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
     if length:
-        if not length.isdigit():
+        if not _digits(length):
             raise Refused(400, "malformed Content-Length")
         n = int(length)
         if n > MAX_BODY:
@@ -237,7 +237,12 @@ def to_message(data: dict[str, Any], app_id: str) -> Message:
 
 
 def _int(value: str) -> int:
-    return int(value) if value.isdigit() else 0
+    return int(value) if _digits(value) else 0
+
+
+def _digits(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    return value.isascii() and value.isdigit()
 
 
 def _safe(text: str) -> str:

@@ -110,3 +110,9 @@ def test_oversized_body_is_refused(dt, app, db):
     payload = dt.payload("staff10", "帮" * 70_000)
     res = dt.post(payload)
     assert res.status == 413 and nothing_processed(app, db)
+
+
+@pytest.mark.parametrize("timestamp", ["²", "١٧٠٠٠٠٠٠٠٠٠٠٠"])
+def test_a_timestamp_header_of_other_digits_than_ascii_ones_is_refused(dt, app, db, timestamp):
+    res = dt.post(dt.payload("staff11", "帮助"), headers=dt.headers(timestamp=timestamp))
+    assert res.status == 400 and nothing_processed(app, db)

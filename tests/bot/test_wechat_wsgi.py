@@ -100,3 +100,16 @@ def test_an_encrypted_message_to_an_account_without_aes_key_is_refused_unprocess
     monkeypatch.setattr(settings, "wechat", dict(settings.wechat, aes_key=None))
     res = wx.post_raw(query, body)
     assert res.status == 503 and nothing_processed(app, db)
+
+
+@pytest.mark.parametrize("timestamp", ["²", "1700000000²", "١٧٠٠٠٠٠٠٠٠"])
+def test_a_timestamp_of_other_digits_than_ascii_ones_is_refused(wx, app, db, timestamp):
+    query, body = wx.signed_query(fields("o_wsgi_digits"))
+    query["timestamp"] = timestamp
+    res = wx.post_raw(query, body)
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+def test_a_create_time_of_other_digits_than_ascii_ones_is_read_as_none(wx):
+    res = wx.post({**fields("o_wsgi_created"), "CreateTime": "²"})
+    assert res.status == 200 and "您可以发送" in res.text
