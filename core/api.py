@@ -169,7 +169,7 @@ def _body_bytes(req: Request) -> bytes:
     if cached is not None:
         return cached
     length = environ.get("CONTENT_LENGTH")
-    if length and length.isdigit():
+    if length and length.isascii() and length.isdigit():
         max_length = req.max_content_length
         size = int(length)
         if max_length is not None and size > max_length:

@@ -84,6 +84,20 @@ def test_oversized_body_is_refused_with_413(client, db, worker, app) -> None:
     assert _count(db, BindingCode) == before
 
 
+@pytest.mark.parametrize("length", ["²", "1²", "-1", "abc"])
+def test_a_content_length_that_is_not_ascii_digits_is_never_a_500(client, db, worker, length) -> None:
+    before = _count(db, BindingCode)
+    r = client.post(
+        "/api/v1/auth/binding-codes",
+        data=b'{"person_id": 1}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token_for(db, worker)}"},
+        environ_overrides={"CONTENT_LENGTH": length},
+    )
+    assert 400 <= r.status_code < 500, r.data
+    assert _count(db, BindingCode) == before
+
+
 @pytest.mark.parametrize("header", [None, "Bearer", "Basic abc", "Bearer zz_unknown"])
 def test_missing_or_bad_token_is_401(client, db, header) -> None:
     headers = {"Authorization": header} if header else {}
