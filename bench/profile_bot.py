@@ -19,9 +19,7 @@ the machine. Every answer is decrypted and checked as in bench.bench_bot, after 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
-import pstats
 import socket
 import statistics
 import time
@@ -156,6 +154,7 @@ def main() -> None:
     from bench import bench_bot as bb
     from bench.baseline import app as bare
     from bench.harness import app_env, bench_database
+    from bench.profile_gate import print_cpu_profile
     from bot.crypto import MessageCrypto
     from core.app import create_app
 
@@ -198,18 +197,14 @@ def main() -> None:
         print(f"  bare/bot (median): {statistics.median(bare_us) / statistics.median(bot_us):.2f}")
 
         if args.profile:
-            envs = next_envs(args.messages)
-            profile = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
-            profile.enable()
-            wsgi_cpu(app, envs)
-            profile.disable()
-            stats = pstats.Stats(profile)
-            if args.tottime:
-                stats.sort_stats("tottime").print_stats(args.top)
-            else:
-                stats.sort_stats("cumulative").print_stats(r"/(bot|core|services)/", args.top)
-            if args.callers:
-                stats.print_callers(args.callers)
+            print_cpu_profile(
+                app,
+                next_envs(args.messages),
+                tottime=args.tottime,
+                top=args.top,
+                ours=r"/(bot|core|services)/",
+                callers=args.callers,
+            )
         app.extensions["zhizhi"].db.dispose()
 
 

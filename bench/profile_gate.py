@@ -71,6 +71,37 @@ def wsgi_cpu(app, envs: list[dict]) -> float:
     return (time.process_time() - c) / len(envs) * 1e6
 
 
+def bare_json_app():
+    """The bare Flask JSON endpoint the profiles compare against (``GET /json``)."""
+    from flask import Flask, jsonify
+
+    bare = Flask("bare")
+
+    @bare.get("/json")
+    def bare_json():
+        return jsonify({"ok": True, "data": {"pong": 1}})
+
+    return bare
+
+
+def print_cpu_profile(
+    app, envs: list[dict], *, tottime: bool, top: int, ours: str, callers: str | None = None
+):
+    """cProfile (CPU time, not the wait for Redis) of calling ``app`` on ``envs``: every
+    function by own time, or the modules matching ``ours`` by cumulative time."""
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    wsgi_cpu(app, envs)
+    profile.disable()
+    stats = pstats.Stats(profile)
+    if tottime:
+        stats.sort_stats("tottime").print_stats(top)
+    else:
+        stats.sort_stats("cumulative").print_stats(ours, top)
+    if callers:
+        stats.print_callers(callers)
+
+
 class Counters:
     """Redis commands / writes to the socket and SQL statements while ``active``."""
 
@@ -144,8 +175,6 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="also the route without the scan's work")
     args = parser.parse_args()
 
-    from flask import Flask, jsonify
-
     from bench.bench_gate import ENV_KEYS, seed
     from bench.harness import app_env, bench_database
     from core.app import create_app
@@ -175,12 +204,7 @@ def main() -> None:
         print(f"  redis: {dict(counters.redis)}")
         print(f"  sql statements: {counters.sql or 0}")
 
-        bare = Flask("bare")
-
-        @bare.get("/json")
-        def bare_json():
-            return jsonify({"ok": True, "data": {"pong": 1}})
-
+        bare = bare_json_app()
         gate_us, bare_us = [], []
         floors: dict[str, list[float]] = {}
         if args.floor:
@@ -198,16 +222,13 @@ def main() -> None:
         if calls > 0:
             print(f"Redis CPU per scan script: {usec / calls:.1f} us ({calls} EVALSHA calls)")
 
-        envs = next_envs(args.scans)
-        profile = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
-        profile.enable()
-        wsgi_cpu(app, envs)
-        profile.disable()
-        stats = pstats.Stats(profile)
-        if args.tottime:
-            stats.sort_stats("tottime").print_stats(args.top)
-        else:
-            stats.sort_stats("cumulative").print_stats(r"/(core|services|miniapp_api)/", args.top)
+        print_cpu_profile(
+            app,
+            next_envs(args.scans),
+            tottime=args.tottime,
+            top=args.top,
+            ours=r"/(core|services|miniapp_api)/",
+        )
         app.extensions["zhizhi"].db.dispose()
 
 

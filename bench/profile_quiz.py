@@ -15,12 +15,9 @@ machine. ``BENCH_PG`` / ``BENCH_REDIS`` as for ``make bench``:
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import statistics
-import time
 
-from bench.profile_gate import Counters, environs, wsgi_cpu
+from bench.profile_gate import Counters, bare_json_app, environs, print_cpu_profile, wsgi_cpu
 
 
 def main() -> None:
@@ -30,8 +27,6 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--tottime", action="store_true", help="every function by own time")
     args = parser.parse_args()
-
-    from flask import Flask, jsonify
 
     from bench.bench_quiz import seed
     from bench.harness import app_env, bench_database
@@ -72,12 +67,7 @@ def main() -> None:
         print(f"  redis: {dict(counters.redis)}")
         print(f"  sql statements: {len(counters.sql)} {counters.sql}")
 
-        bare = Flask("bare")
-
-        @bare.get("/json")
-        def bare_json():
-            return jsonify({"ok": True, "data": {"pong": 1}})
-
+        bare = bare_json_app()
         sub_us, bare_us = [], []
         for batch in batches[: args.rounds]:
             sub_us.append(wsgi_cpu(app, envs_for(batch)))
@@ -85,16 +75,13 @@ def main() -> None:
         for label, xs in (("submit", sub_us), ("bare JSON", bare_us)):
             print(f"direct WSGI CPU, {label}: min {min(xs):.0f} us, median {statistics.median(xs):.0f} us")
 
-        envs = envs_for(batches[args.rounds])
-        profile = cProfile.Profile(time.process_time)
-        profile.enable()
-        wsgi_cpu(app, envs)
-        profile.disable()
-        stats = pstats.Stats(profile)
-        if args.tottime:
-            stats.sort_stats("tottime").print_stats(args.top)
-        else:
-            stats.sort_stats("cumulative").print_stats(r"/(core|services|miniapp_api)/", args.top)
+        print_cpu_profile(
+            app,
+            envs_for(batches[args.rounds]),
+            tottime=args.tottime,
+            top=args.top,
+            ours=r"/(core|services|miniapp_api)/",
+        )
         ext.db.dispose()
 
 
