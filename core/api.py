@@ -47,6 +47,8 @@ class Endpoint:
     content_type: str = "application/json"
     extra_errors: tuple[int, ...] = ()
     rate: str | None = None  # a core.ratelimit.LIMITS name
+    #: True: also served by core.fastlane, without Flask's request machinery (no query model)
+    hot: bool = False
     owner: Any = None  # the ApiBlueprint (its ``before_view`` runs after authentication)
 
 
@@ -60,6 +62,15 @@ class Ctx:
     path: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     endpoint: Endpoint | None = None
+    environ: dict[str, Any] = field(default_factory=dict)
+    request_path: str = ""
+    request: Request | None = None  # the Flask request (None in core.fastlane)
+
+    def raw_body(self) -> bytes:
+        kept = self.environ.get("zhizhi.body")
+        if kept is not None:
+            return kept
+        return _body_bytes(self.request) if self.request is not None else b""
 
     def replayable(self, call: Callable[[], Any]) -> Response:
         """Run ``call`` with the database-kept Idempotency-Key replay (see core.idempotency)."""
@@ -90,7 +101,10 @@ class Ctx:
         return current_app.extensions["zhizhi"].settings
 
     def header(self, name: str) -> str | None:
-        return request.headers.get(name)
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        return self.environ.get(key)
 
 
 class ApiBlueprint(Blueprint):
@@ -183,9 +197,11 @@ def _body_bytes(req: Request) -> bytes:
     return raw
 
 
-def _parse_json_body(model: type[BaseModel], req: Request) -> Any:
-    mimetype = req.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    raw = _body_bytes(req)
+def _parse_json_body(model: type[BaseModel], environ: dict[str, Any], req: Request | None) -> Any:
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    raw = environ.get("zhizhi.body")
+    if raw is None:
+        raw = _body_bytes(req) if req is not None else b""
     if mimetype != "application/json":
         raise BadRequest(
             "请求体必须是 JSON（Content-Type: application/json）", code="unsupported_media_type", status=415
@@ -222,41 +238,72 @@ def _check_roles(ep: Endpoint, actor: Actor | None) -> None:
 
 def _make_view(ep: Endpoint) -> Callable[..., Response]:
     def view(**path_params: Any) -> Response:
-        if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
-            raise NotFound()
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
-        environ = req.environ
-        ext = current_app.extensions["zhizhi"]
-        actor = authenticate_request(
-            ext.request_session,
-            environ.get("HTTP_AUTHORIZATION"),
-            ep.roles == PUBLIC,
-            cache_seconds=ext.settings.auth_cache_seconds,
-        )
-        g.actor = actor
-        _check_roles(ep, actor)
-        if ep.rate:
-            who = f"p{actor.person_id}" if actor else f"ip{req.remote_addr}"
-            ratelimit.hit(ext.redis, ep.rate, who)
-        body = _parse_json_body(ep.body, req) if ep.body is not None else None
-        query = _parse_query(ep.query) if ep.query is not None else None
-        ctx = Ctx(actor=actor, body=body, query=query, path=path_params, endpoint=ep)
-        if ep.owner is not None and ep.owner.before_view is not None:
-            ep.owner.before_view(ctx, ep)
-        key = environ.get("HTTP_IDEMPOTENCY_KEY") if ep.idempotent else None
-        if key:
-            idempotency.check_key(key)
-            ctx.idempotency_key = key
-            if ep.idempotent is True:
-                return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
-        resp = _invoke(ep, ctx, path_params)
-        session = g.get("db_session")
-        if session is not None:
-            ext.commit(session)
-        return resp
+        return serve(ep, req.environ, path_params, req)
 
     view.__name__ = ep.view.__name__
     return view
+
+
+def serve(
+    ep: Endpoint, environ: dict[str, Any], path_params: dict[str, Any], req: Request | None = None
+) -> Response:
+    """One API request: authenticate, authorize, parse, run the view, commit. ``req`` is
+    the Flask request, or None when core.fastlane serves a ``hot`` endpoint (it has read
+    the body into ``environ["zhizhi.body"]`` and pushed an app context)."""
+    if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in path_params.values()):
+        raise NotFound()
+    ext = current_app.extensions["zhizhi"]
+    actor = authenticate_request(
+        ext.request_session,
+        environ.get("HTTP_AUTHORIZATION"),
+        ep.roles == PUBLIC,
+        cache_seconds=ext.settings.auth_cache_seconds,
+    )
+    g.actor = actor
+    _check_roles(ep, actor)
+    if ep.rate:
+        who = f"p{actor.person_id}" if actor else f"ip{environ.get('REMOTE_ADDR')}"
+        ratelimit.hit(ext.redis, ep.rate, who)
+    body = _parse_json_body(ep.body, environ, req) if ep.body is not None else None
+    query = _parse_query(ep.query) if ep.query is not None else None
+    ctx = Ctx(
+        actor=actor,
+        body=body,
+        query=query,
+        path=path_params,
+        endpoint=ep,
+        environ=environ,
+        request_path=req.path if req is not None else environ["PATH_INFO"],
+        request=req,
+    )
+    if ep.owner is not None and ep.owner.before_view is not None:
+        ep.owner.before_view(ctx, ep)
+    key = environ.get("HTTP_IDEMPOTENCY_KEY") if ep.idempotent else None
+    if key:
+        idempotency.check_key(key)
+        ctx.idempotency_key = key
+        if ep.idempotent is True:
+            return idempotency.run(ctx, ep, key, lambda: _invoke(ep, ctx, path_params))
+    resp = _invoke(ep, ctx, path_params)
+    session = g.get("db_session")
+    if session is not None:
+        ext.commit(session)
+    return resp
+
+
+def install_hot_routes(app: Flask, lane: Any) -> None:
+    """Put every ``hot`` endpoint on the fast lane (core.fastlane)."""
+    for ep in iter_endpoints(app):
+        if ep.hot:
+            if ep.query is not None:
+                raise ValueError(f"{ep.rule}: a hot endpoint takes no query model")
+            lane.add(
+                ep.method,
+                ep.rule,
+                lambda environ, _ep=ep, **params: serve(_ep, environ, params),
+                blueprint=ep.owner.name if ep.owner is not None else None,
+            )
 
 
 def _invoke(

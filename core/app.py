@@ -53,6 +53,7 @@ class Zhizhi:
         # RQ pickles results; it needs a bytes client of its own.
         self.rq_redis = self.redis
         self._platforms: dict[tuple[Any, ...], Any] = {}
+        self.lane: Any = None  # core.fastlane.FastLane in front of app.wsgi_app (FAST_LANE=1)
 
     def _platform(self, name: str, build: Any) -> Any:
         key = (name, self.settings.wechat.get("api_base"), self.settings.dingtalk.get("api_base"))
@@ -249,4 +250,22 @@ def create_app(overrides: dict[str, str] | None = None, settings: Settings | Non
     register_bot(app)
     register_openapi(app)
     register_cli(app)
+    if settings.fast_lane:
+        _install_fast_lane(app)
     return app
+
+
+def _install_fast_lane(app: Flask) -> None:
+    """The hot routes (gate scan, whole-attempt submit, WeChat messages) skip Flask's
+    per-request machinery; see core.fastlane."""
+    from bot import wechat
+    from core.api import install_hot_routes
+    from core.fastlane import FastLane
+
+    lane = FastLane(app, app.wsgi_app, _rollback)
+    install_hot_routes(app, lane)
+    lane.add(
+        "POST", "/bot/wechat", wechat.receive_environ, blueprint=wechat.bp.name, max_body=wechat.MAX_BODY
+    )
+    app.wsgi_app = lane  # type: ignore[method-assign]
+    app.extensions["zhizhi"].lane = lane

@@ -35,6 +35,17 @@ def _int(environ: dict[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _flag(environ: dict[str, str], name: str, default: bool) -> bool:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 def _decode_key(name: str, raw: str) -> bytes:
     try:
         key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
@@ -80,6 +91,7 @@ class Settings:
     dingtalk: dict[str, str | None] = field(default_factory=dict)
     timezone: str = "Asia/Shanghai"
     queue_prefix: str = ""
+    fast_lane: bool = True
 
     @property
     def production(self) -> bool:
@@ -151,6 +163,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         login_lockout_seconds=_int(environ, "LOGIN_LOCKOUT_SECONDS", 15 * 60),
         public_base_url=_env(environ, "PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         queue_prefix=_env(environ, "QUEUE_PREFIX", ""),
+        fast_lane=_flag(environ, "FAST_LANE", True),
         wechat={
             "token": _env(environ, "WECHAT_TOKEN"),
             "app_id": _env(environ, "WECHAT_APP_ID"),

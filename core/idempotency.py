@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flask import Response, current_app, request
+from flask import Response, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,8 +53,8 @@ def check_key(key: str) -> None:
         raise ValidationFailed(fields={"Idempotency-Key": f"长度不能超过 {MAX_KEY} 个可见字符"})
 
 
-def request_hash() -> str:
-    return hashlib.sha256(request.get_data(cache=True)).hexdigest()
+def request_hash(ctx: Ctx) -> str:
+    return hashlib.sha256(ctx.raw_body()).hexdigest()
 
 
 def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Response:
@@ -64,8 +64,8 @@ def run(ctx: Ctx, ep: Endpoint, key: str, call: Callable[[], Response]) -> Respo
     ext = current_app.extensions["zhizhi"]
     session = ctx.session
     scope = _scope(ctx)
-    endpoint = f"{ep.method} {request.path}"
-    digest = request_hash()
+    endpoint = f"{ep.method} {ctx.request_path}"
+    digest = request_hash(ctx)
 
     existing = _find(session, scope, key)
     if existing is not None:

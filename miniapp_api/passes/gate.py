@@ -12,7 +12,7 @@ from services.passes import gate, offline
 GATE = ("gate",)
 
 
-@bp.post("/gate/scan", body=ScanIn, response=ScanOut, roles=GATE, extra_errors=(404, 422))
+@bp.post("/gate/scan", body=ScanIn, response=ScanOut, roles=GATE, extra_errors=(404, 422), hot=True)
 def scan(ctx: Ctx) -> Response:
     """闸机核验：同一 nonce 重复提交返回首次结果；车辆通道须提供车牌"""
     ext = ctx.app.extensions["zhizhi"]

@@ -50,7 +50,7 @@ def save_answer(ctx: Ctx, attempt_id: int, position: int) -> dict:
     return attempts.save(ctx.session, ctx.me, attempt_id, position, ctx.body.choice, ctx.body.certainty)
 
 
-@bp.post("/attempts/<int:attempt_id>/submit", body=s.SubmitIn, roles=LEARNER, idempotent="view")
+@bp.post("/attempts/<int:attempt_id>/submit", body=s.SubmitIn, roles=LEARNER, idempotent="view", hot=True)
 def submit_attempt(ctx: Ctx, attempt_id: int) -> Response:
     """整卷提交（只能提交一次；同一幂等键重试返回首次结果）"""
     answers = ctx.body.model_dump()["answers"]

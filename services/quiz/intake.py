@@ -202,7 +202,7 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     at_ms = _ms(now)
     command = (
         "EVALSHA", ACCEPT_SHA, 3, state_key(attempt_id), STREAM, pending_key(sheet["person"]),
-        at_ms, sheet["close_ms"], key, request_hash() if key else "", attempt_id,
+        at_ms, sheet["close_ms"], key, request_hash(ctx) if key else "", attempt_id,
         orjson.dumps(final, option=orjson.OPT_NON_STR_KEYS), STATE_TTL, sheet["person"],
     )  # fmt: skip
     try:

@@ -206,3 +206,16 @@ def test_missing_timestamp_is_refused(wx, app, db):
     query.pop("timestamp")
     assert wx.post_raw(query, body).status == 400
     assert nothing_processed(app, db)
+
+
+def test_messages_take_the_fast_lane_and_oversized_ones_go_to_flask(wx, app, db):
+    lane = app.extensions["zhizhi"].lane
+    before = lane.served
+    res = wx.text("o-lane-user", "帮助")
+    assert res.status == 200 and res.reply.get("MsgType") == "text" and res.text
+    assert lane.served == before + 1
+    big = fields()
+    big["Content"] = "字" * 40_000  # over the bot's 64 KB, under MAX_CONTENT_LENGTH
+    query, body = wx.signed_query(big)
+    assert wx.post_raw(query, body).status == 413
+    assert lane.served == before + 1  # refused by the Flask route, never read by the lane
