@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,8 +90,9 @@ async def _worker(
     statuses: dict[int, int],
     check: Callable[[int, bytes], None] | None,
     recycle: int,
+    conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = conn
     sent = 0
     try:
         while counter[0] < limit and time.perf_counter() < deadline:
@@ -113,6 +118,71 @@ async def _worker(
         writer.close()
 
 
+def worker_pids(port: int) -> list[int]:
+    """The worker processes of the gunicorn bound to ``port`` (Linux /proc)."""
+    needle = f"127.0.0.1:{port}\0".encode()
+    found: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                found[int(pid)] = int(f.read().rpartition(")")[2].split()[1])  # ppid
+        except OSError:
+            continue
+    return sorted(pid for pid, ppid in found.items() if ppid in found)  # children of the master
+
+
+def _owners(port: int) -> dict[int, int]:
+    """client port -> pid of the server process holding the accepted socket (``ss``)."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    owners = {}
+    for line in out.splitlines():
+        parts = line.split()
+        m = re.search(r"pid=(\d+)", line)
+        if len(parts) >= 4 and m:
+            owners[int(parts[3].rpartition(":")[2])] = int(m.group(1))
+    return owners
+
+
+async def _balanced(port: int, conns: list, tries: int = 60) -> tuple[list, bool]:
+    """Re-open connections until the server's workers hold equal shares (within one).
+
+    A burst of new connections to an idle server is mostly accepted by whichever worker
+    wakes first: a round of a fraction of a second then measures one worker, not the
+    server. Both sides of a paired benchmark are spread the same way."""
+    pids = worker_pids(port)
+    if len(pids) < 2 or not shutil.which("ss"):
+        return conns, False
+    for _ in range(tries):
+        owners = _owners(port)
+        by_pid: dict[int, list[int]] = {pid: [] for pid in pids}
+        pending = False
+        for i, (_r, w) in enumerate(conns):
+            pid = owners.get(w.get_extra_info("sockname")[1])
+            if pid in by_pid:
+                by_pid[pid].append(i)
+            else:
+                pending = True  # not accepted yet
+        if pending:
+            await asyncio.sleep(0.005)
+            continue
+        most = max(by_pid.values(), key=len)
+        if len(most) - min(len(v) for v in by_pid.values()) <= 1:
+            return conns, True
+        i = most[-1]
+        conns[i][1].close()
+        conns[i] = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.002)
+    return conns, False
+
+
 def run(
     port: int,
     next_request: Callable[[int], bytes],
@@ -121,24 +191,31 @@ def run(
     seconds: float = 20.0,
     connections: int = 16,
     check: Callable[[int, bytes], None] | None = None,
-    recycle: int = 50,
+    recycle: int = 0,
+    balance: bool = True,
 ) -> Result:
     """Send up to ``requests`` requests (at most ``seconds``) over ``connections`` sockets.
 
-    Each socket is replaced after ``recycle`` requests (0: never), so that connections are
-    spread over the server's worker processes afresh many times in a run.
+    With ``balance`` the sockets are first spread evenly over the server's worker
+    processes (see ``_balanced``); the clock starts after that. Each socket is replaced
+    after ``recycle`` requests (0: never).
     """
 
     async def main() -> Result:
         counter = [0]
         latencies: list[float] = []
         statuses: dict[int, int] = {}
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+        if balance:
+            conns, _even = await _balanced(port, conns)
         start = time.perf_counter()
         deadline = start + seconds
         await asyncio.gather(
             *[
-                _worker(port, next_request, counter, requests, deadline, latencies, statuses, check, recycle)
-                for _ in range(connections)
+                _worker(
+                    port, next_request, counter, requests, deadline, latencies, statuses, check, recycle, conn
+                )
+                for conn in conns
             ]
         )
         return Result(len(latencies), time.perf_counter() - start, latencies, statuses)
