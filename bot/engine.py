@@ -15,13 +15,13 @@ still running) and changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import redis
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,10 @@ from core.errors import DomainError
 
 log = logging.getLogger("zhizhi.bot")
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), built once
+
+def _encode(data: dict[str, Any]) -> str:
+    return orjson.dumps(data).decode()  # compact UTF-8 JSON
+
 
 #: a passive reply later than this would miss WeChat's 5-second window: send it as a
 #: customer-service message instead and answer ``success``.
@@ -83,7 +86,7 @@ class Reply:
     def from_json(cls, raw: str | None) -> Reply:
         if not raw or raw == SILENT:
             return cls(silent=True)
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         data["buttons"] = [tuple(b) for b in data.get("buttons", [])]
         return cls(**data)
 
@@ -272,7 +275,7 @@ def _run(turn: Turn, raw_state: str) -> tuple[Reply, str | None]:
 
 def _state(raw: str) -> dict[str, Any]:
     """The state as loaded (the dialog may have changed its copy before failing)."""
-    return json.loads(raw) if raw else {}
+    return orjson.loads(raw) if raw else {}
 
 
 def _deliver_late(ext: Any, msg: Message, reply: Reply) -> Reply:

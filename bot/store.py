@@ -18,11 +18,11 @@ reply as JSON (``"-"`` for "answer success"). State and identity are JSON with T
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 
 from bot.link import Link, Script, thread_link
@@ -151,21 +151,22 @@ class Conversation:
             self._link.send(FINISH, self.keys, args)
 
 
-# json.dumps with these options, without building an encoder per call
-_compact_text = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+def _compact(value: Any) -> str:
+    """Compact UTF-8 JSON (orjson: what json.dumps writes with ``ensure_ascii=False`` and
+    compact separators, several times faster)."""
+    return orjson.dumps(value).decode()
 
 
 def dump_state(state: dict[str, Any] | None) -> str:
-    return _compact_text(state) if state else ""
+    return _compact(state) if state else ""
 
 
 def _json(raw: str) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
 
