@@ -40,16 +40,15 @@ import weakref
 from collections.abc import Callable, Iterable
 
 from redis.exceptions import NoScriptError
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from core.db import after_commit
 from core.redislink import call as _call
 
 log = logging.getLogger("zhizhi.passes")
 
 #: Member of the ``flags`` set once it is loaded; names the key layout.
 SENTINEL = "-v2"
-_PENDING = "passes_hotstate_pending"
 _installed: dict[str, object] = {}
 _by_engine: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -250,49 +249,23 @@ def install(redis, engine=None) -> None:
     _installed["redis"] = redis
     if engine is not None:
         _by_engine[engine] = redis
-    if not _installed.get("listening"):
-        sa_event.listen(Session, "after_commit", _after_commit)
-        sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)
-        _installed["listening"] = True
 
 
-def _after_commit(session: Session) -> None:
-    callbacks = session.info.pop(_PENDING, [])
-    if not callbacks:
-        return
-    bind = session.get_bind()
-    redis = _by_engine.get(getattr(bind, "engine", bind)) or _installed.get("redis")
-    if redis is None:
-        return
-    for _tx, callback in callbacks:
+def on_commit(session: Session, callback: Callable) -> None:
+    """Run ``callback(redis)`` once the session's outermost transaction commits (forgotten
+    if the transaction or savepoint it was registered in rolls back; core.db.after_commit)."""
+
+    def publish() -> None:
+        bind = session.get_bind()
+        redis = _by_engine.get(getattr(bind, "engine", bind)) or _installed.get("redis")
+        if redis is None:
+            return
         try:
             callback(redis)
         except Exception:
             log.exception("publishing gate state failed; the flusher will resync")
 
-
-def _after_soft_rollback(session: Session, previous_transaction) -> None:
-    """Forget publications made inside the transaction (or savepoint) rolled back."""
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-
-    def inside(tx) -> bool:
-        if tx is None:
-            return previous_transaction.parent is None
-        while tx is not None:
-            if tx is previous_transaction:
-                return True
-            tx = tx.parent
-        return False
-
-    session.info[_PENDING] = [(tx, cb) for tx, cb in pending if not inside(tx)]
-
-
-def on_commit(session: Session, callback: Callable) -> None:
-    """Run ``callback(redis)`` once the session's outermost transaction commits."""
-    tx = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((tx, callback))
+    after_commit(session, publish)
 
 
 def after_commit_revoked(session: Session, event_id: int, pass_id: int, version: int) -> None:
