@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,13 +65,17 @@ def enabled(app: Any) -> bool:
 
 
 # KEYS: state hash, stream, pending hash (attempt id -> stream id). ARGV: now_ms, close_ms, key,
-# request hash, attempt id, final answers json, ttl, person id. A replay answers with the kept
-# final answers and acceptance time, from which the response is rebuilt exactly (the sheet
-# is immutable), so no response body is kept in Redis ('replay_body': a state accepted by
-# an earlier release, which kept the body as 'resp').
+# request hash, attempt id, final answers json, ttl, person id, run id. A replay answers with
+# the kept final answers and acceptance time, from which the response is rebuilt exactly (the
+# sheet is immutable), so no response body is kept in Redis ('replay_body': a state accepted
+# by an earlier release, which kept the body as 'resp'). The run id is fresh per request: the
+# same request's script sent again after a lost reply (core.redislink falls back to the
+# client, which may send it once more) finds its own acceptance and replays it instead of
+# answering "already submitted".
 _ACCEPT = """
-local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'final', 'at')
+local st = redis.call('HMGET', KEYS[1], 'status', 'ikey', 'rhash', 'final', 'at', 'run')
 if st[1] == 'done' then
+  if st[6] == ARGV[9] and st[4] then return {'again', st[4], st[5]} end
   if ARGV[3] ~= '' and st[2] == ARGV[3] then
     if st[3] == ARGV[4] then
       if not st[4] then return {'replay_body', redis.call('HGET', KEYS[1], 'resp')} end
@@ -83,7 +88,7 @@ end
 if st[1] == 'closed' then return {'closed'} end
 if tonumber(ARGV[1]) > tonumber(ARGV[2]) then return {'late'} end
 redis.call('HSET', KEYS[1], 'status', 'done', 'ikey', ARGV[3], 'rhash', ARGV[4], 'final', ARGV[6],
-  'at', ARGV[1])
+  'at', ARGV[1], 'run', ARGV[9])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
 local sid = redis.call('XADD', KEYS[2], '*', 'a', ARGV[5], 'p', ARGV[8], 'f', ARGV[6], 't', ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[5], sid)
@@ -203,7 +208,7 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     command = (
         "EVALSHA", ACCEPT_SHA, 3, state_key(attempt_id), STREAM, pending_key(sheet["person"]),
         at_ms, sheet["close_ms"], key, request_hash(ctx) if key else "", attempt_id,
-        orjson.dumps(final, option=orjson.OPT_NON_STR_KEYS), STATE_TTL, sheet["person"],
+        orjson.dumps(final, option=orjson.OPT_NON_STR_KEYS), STATE_TTL, sheet["person"], os.urandom(9),
     )  # fmt: skip
     try:
         try:
@@ -216,6 +221,9 @@ def submit(ctx: Ctx, attempt_id: int, answers: list[dict[str, Any]]) -> Response
     verdict = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
     if verdict == "ok":
         return Response(response_body(sheet, final, now), status=200, mimetype="application/json")
+    if verdict == "again":  # this request's own acceptance, its reply lost on the way
+        kept = {int(p): v for p, v in orjson.loads(reply[1]).items()}
+        return Response(response_body(sheet, kept, _from_ms(int(reply[2]))), mimetype="application/json")
     if verdict in ("replay", "replay_body"):
         if verdict == "replay":
             kept = {int(p): v for p, v in orjson.loads(reply[1]).items()}

@@ -217,3 +217,40 @@ def test_a_replay_of_a_submit_accepted_by_the_previous_release_returns_its_kept_
     again = w.post(f"/quiz/attempts/{aid}/submit", body, headers={"Idempotency-Key": "old-1"})
     assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
     assert again.data == first.data
+
+
+def test_a_submit_whose_reply_was_lost_after_redis_ran_it_is_accepted_once(db, env, monkeypatch):
+    """core.redislink sends the script again through the client when the reply is lost
+    (here: a timeout after Redis ran it); without an Idempotency-Key the request must
+    still get its graded attempt, not "already submitted", and be accepted once."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from core import redislink
+
+    w = env["w"]
+    aid = w.post(f"/quiz/papers/{new_paper(env)}/attempts").json["data"]["attempt_id"]
+    db.commit()
+    body = {"answers": correct_labels(db, aid)}
+    real_call = redislink.Link.call
+    lost = []
+
+    def reply_lost(self, command):
+        reply = real_call(self, command)
+        if command[0] == "EVALSHA" and command[1] == intake.ACCEPT_SHA and not lost:
+            lost.append(reply)
+            raise RedisTimeoutError("reply lost")
+        return reply
+
+    monkeypatch.setattr(redislink.Link, "call", reply_lost)
+    done = w.post(f"/quiz/attempts/{aid}/submit", body)
+    assert lost and lost[0][0] == b"ok"  # Redis had accepted it before the reply was lost
+    assert done.status_code == 200, done.json
+    assert "Idempotent-Replayed" not in done.headers
+    assert done.json["data"]["summary"]["correct"] == len(body["answers"])
+    ext = _ext(env)
+    assert ext.redis.xlen(intake.STREAM) == 1
+    other = w.post(f"/quiz/attempts/{aid}/submit", body)  # a second request is a second submit
+    assert other.status_code == 409 and other.json["error"]["code"] == "attempt_already_submitted"
+    recording.drain(ext.db, ext.redis)
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
