@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+ROUNDS = 5
 
 
 def _scratch_db(url: str) -> tuple[str, callable]:
@@ -129,20 +132,31 @@ def run(database_url: str, baselines: dict) -> list:
         start = 10_000_000
         kinds = (("permit", "permit PDF (A4)", 0.80), ("card", "pass card PNG + PDF", None))
         for doc, label, target in kinds:
-            base = in_process(app, n, doc, start)
-            busy, wall = through_rq(app, env, n, doc, start + n, ("--worker-class", "simple"))
-            start += 2 * n
+            # Rounds interleaved (in-process, then RQ) so that what else the machine does
+            # hits both alike; the ratio is the median of the rounds' ratios.
+            base, busy, wall, ratios = [], [], [], []
+            per_round = max(1, n // ROUNDS)
+            for _ in range(ROUNDS):
+                base.append(in_process(app, per_round, doc, start))
+                b, w = through_rq(app, env, per_round, doc, start + per_round, ("--worker-class", "simple"))
+                busy.append(b)
+                wall.append(w)
+                ratios.append(b / base[-1])
+                start += 2 * per_round
+            ratio = statistics.median(ratios)
+            rq_rate = statistics.median(busy)
             rows.append(
                 Row(
                     f"certificates: {label} via RQ",
-                    busy,
+                    rq_rate,
                     "/s",
                     "in-process",
-                    base,
+                    rq_rate / ratio,
                     target=f">= {target:.2f}" if target else "",
-                    met=(busy / base >= target) if target else None,
-                    note=f"{n} jobs, one worker (--worker-class simple), first claim to last done; "
-                    f"with worker start-up {wall:.1f}/s",
+                    met=(ratio >= target) if target else None,
+                    note=f"{ROUNDS} interleaved rounds of {per_round} jobs, one worker (--worker-class "
+                    f"simple), first claim to last done; ratios {' '.join(f'{r:.2f}' for r in ratios)}; "
+                    f"with worker start-up {statistics.median(wall):.1f}/s",
                 )
             )
     app.extensions["zhizhi"].db.dispose()
