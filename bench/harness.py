@@ -223,23 +223,13 @@ def paired(
 
 def server_cpu(port: int) -> float:
     """CPU seconds (user + system) used so far by the gunicorn serving ``port``: its
-    master and workers, found by the bind address in their command line (Linux /proc)."""
+    master and workers (Linux /proc)."""
     import os
 
-    tick = os.sysconf("SC_CLK_TCK")
-    needle = f"127.0.0.1:{port}\0".encode()  # argv entries end with NUL
-    total = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if needle not in f.read():
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+    from bench.loadgen import gunicorn_stats
+
+    ticks = sum(int(stat[11]) + int(stat[12]) for stat in gunicorn_stats(port).values())  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Cpu:

@@ -118,20 +118,27 @@ async def _worker(
         writer.close()
 
 
-def worker_pids(port: int) -> list[int]:
-    """The worker processes of the gunicorn bound to ``port`` (Linux /proc)."""
-    needle = f"127.0.0.1:{port}\0".encode()
-    found: dict[int, int] = {}
+def gunicorn_stats(port: int) -> dict[int, list[str]]:
+    """pid -> the fields of ``/proc/<pid>/stat`` after the command name, for the gunicorn
+    master and workers bound to ``port`` (found by the bind address in their command line)."""
+    needle = f"127.0.0.1:{port}\0".encode()  # argv entries end with NUL
+    found: dict[int, list[str]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if needle not in f.read():
                     continue
             with open(f"/proc/{pid}/stat") as f:
-                found[int(pid)] = int(f.read().rpartition(")")[2].split()[1])  # ppid
+                found[int(pid)] = f.read().rpartition(")")[2].split()
         except OSError:
             continue
-    return sorted(pid for pid, ppid in found.items() if ppid in found)  # children of the master
+    return found
+
+
+def worker_pids(port: int) -> list[int]:
+    """The worker processes of the gunicorn bound to ``port``: children of its master."""
+    found = gunicorn_stats(port)
+    return sorted(pid for pid, stat in found.items() if int(stat[1]) in found)  # stat[1]: ppid
 
 
 def _owners(port: int) -> dict[int, int]:
