@@ -102,7 +102,6 @@ class FastLane:
                 app.before_request_funcs.get(scope)
                 or app.after_request_funcs.get(scope)
                 or app.url_value_preprocessors.get(scope)
-                or app.url_default_functions.get(scope)
                 or (scope is not None and app.teardown_request_funcs.get(scope))
             ):
                 return False
@@ -146,8 +145,8 @@ class FastLane:
                 resp = handler(environ, **params)
             except Exception as exc:  # noqa: BLE001 - Flask's error handling answers it
                 return self._flask_error(environ, start_response, exc)
-            if resp.is_streamed:
-                return resp(environ, start_response)
+            if resp.is_streamed or "Content-Length" not in resp.headers:
+                return resp(environ, start_response)  # werkzeug computes what is missing
             start_response(resp.status, resp.headers.to_wsgi_list())
             return resp.response  # a list holding the body (set_data)
         finally:

@@ -209,3 +209,15 @@ def test_fast_lane_can_be_switched_off(test_env):
         assert app.wsgi_app.__func__ is type(app).wsgi_app  # Flask's own
     finally:
         app.extensions["zhizhi"].db.dispose()
+
+
+def test_a_response_without_its_length_is_completed_by_werkzeug(client, lane, monkeypatch):
+    from flask import Response
+
+    route = (lambda environ: Response([b"ab", b"cd"], content_type="text/plain"), None, (None,))
+    monkeypatch.setitem(lane.exact, ("POST", "/api/v1/_lane_probe"), route)
+    before = lane.served
+    resp = client.post("/api/v1/_lane_probe", data=b"x")
+    assert lane.served == before + 1
+    assert resp.status_code == 200 and resp.get_data() == b"abcd"
+    assert resp.headers["Content-Length"] == "4"
