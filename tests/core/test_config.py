@@ -62,3 +62,17 @@ def test_old_data_keys_are_kept_for_decryption(tmp_path) -> None:
     }
     s = load_settings(env)
     assert s.data_key_version == 2 and s.data_keys[1] == b"o" * 32 and s.data_keys[2] == b"k" * 32
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, True), ("0", False), ("off", False), ("1", True)])
+def test_fast_lane_flag(tmp_path, raw, expected) -> None:
+    env = {"ZHIZHI_ENV": "development", "INSTANCE_PATH": str(tmp_path)}
+    if raw is not None:
+        env["FAST_LANE"] = raw
+    assert load_settings(env).fast_lane is expected
+
+
+def test_a_fast_lane_flag_that_is_not_a_boolean_is_refused(tmp_path) -> None:
+    env = {"ZHIZHI_ENV": "development", "INSTANCE_PATH": str(tmp_path), "FAST_LANE": "maybe"}
+    with pytest.raises(ConfigError, match="FAST_LANE"):
+        load_settings(env)
