@@ -1,4 +1,4 @@
-"""Parsers for question files: the .xlsx/CSV template, Aiken and a Moodle GIFT subset.
+"""Parsers for question files: the .xlsx/CSV template, Aiken and a Moodle GIFT subset (gift.py).
 
 Each parser returns ``(drafts, errors)`` where errors are ``(line, reason)`` with the
 1-based line (row) in the source file, so a dry run can list every bad row.
@@ -192,88 +192,14 @@ def parse_aiken(content: bytes, topics: list[str], difficulty: int = 3) -> tuple
     return drafts, errors
 
 
-_GIFT_HEAD = re.compile(r"^(?:::(?P<title>.*?)::)?(?P<stem>.*?)\{(?P<body>.*)\}\s*$", re.S)
-
-
 def parse_gift(content: bytes, topics: list[str], difficulty: int = 3) -> tuple[list[Draft], Errors]:
-    """GIFT subset: single (=right ~wrong), multiple (~%50%right ~%-100%wrong),
-    true/false ({T}/{F}), general feedback "####" as explanation, "$CATEGORY:" as topic.
-    Comment "// difficulty: N" (or "// 难度: N") sets the next question's difficulty."""
-    drafts: list[Draft] = []
-    errors: Errors = []
-    topic, diff = list(topics), difficulty
-    for start, lines in _blocks(_decode(content), keep_comments=True):
-        body_lines = []
-        for text in lines:
-            m = re.match(r"^//\s*(?:difficulty|难度)\s*[:：]\s*(\S+)", text, re.I)
-            if m:
-                try:
-                    diff = _difficulty(m.group(1))
-                except ValueError as exc:
-                    errors.append((start, str(exc)))
-            elif text.startswith("//"):
-                continue
-            elif text.startswith("$CATEGORY:"):
-                topic = [text.split(":", 1)[1].strip().split("/")[-1]]
-            else:
-                body_lines.append(text)
-        if not body_lines:
-            continue
-        try:
-            drafts.append(_gift_question(" ".join(body_lines), topic, diff, start))
-        except ValueError as exc:
-            errors.append((start, str(exc)))
-        diff = difficulty
-    return drafts, errors
+    """Moodle GIFT subset (single, multiple, true/false); see services.quiz.gift."""
+    from services.quiz import gift  # gift imports this module's helpers
+
+    return gift.parse_gift(content, topics, difficulty)
 
 
-def _gift_question(text: str, topic: list[str], diff: int, line: int) -> Draft:
-    m = _GIFT_HEAD.match(text)
-    if m is None:
-        raise ValueError("缺少 {…} 答案部分")
-    body, _, feedback = m.group("body").partition("####")
-    d = Draft(
-        kind=QuestionKind.single,
-        stem=_unescape(m.group("stem")).strip(),
-        topics=list(topic),
-        difficulty=diff,
-        explanation=_unescape(feedback).strip(),
-        source=(m.group("title") or "").strip() or None,
-        line=line,
-    )
-    body = body.strip()
-    if body.upper() in {"T", "TRUE", "F", "FALSE"}:
-        d.kind, d.options = QuestionKind.true_false, list(TRUE_FALSE_OPTIONS)
-        d.answer = "A" if body.upper().startswith("T") else "B"
-        return d
-    tokens = re.findall(r"([=~])((?:\\.|[^=~\\])*)", body)
-    if not tokens:
-        raise ValueError("没有选项（以 = 或 ~ 开头）")
-    answer = ""
-    weighted = False
-    for i, (mark, raw) in enumerate(tokens):
-        key = chr(65 + i)
-        raw = raw.split("#", 1)[0].strip()
-        wm = re.match(r"^%(-?\d+(?:\.\d+)?)%(.*)$", raw, re.S)
-        if wm:
-            weighted = True
-            if float(wm.group(1)) > 0:
-                answer += key
-            raw = wm.group(2).strip()
-        elif mark == "=":
-            answer += key
-        d.options.append({"key": key, "text": _unescape(raw)})
-    if weighted or len(answer) > 1:
-        d.kind = QuestionKind.multiple
-    d.answer = answer
-    return d
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\([~=#{}:\\])", r"\1", text)
-
-
-def _blocks(text: str, keep_comments: bool = False) -> Iterator[tuple[int, list[str]]]:
+def _blocks(text: str) -> Iterator[tuple[int, list[str]]]:
     """Blank-line separated blocks with the line number of their first line."""
     block: list[str] = []
     start = 0
