@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-ROUNDS = 5
+ROUNDS = 9
 
 
 def _scratch_db(url: str) -> tuple[str, callable]:
@@ -108,7 +108,7 @@ def run(database_url: str, baselines: dict) -> list:
     against the same jobs run in-process (the target: rq >= 80 % of in-process for PDFs)."""
     from bench.harness import Row, app_env
 
-    n = int(os.environ.get("BENCH_CERTIFICATES", "150"))
+    n = int(os.environ.get("BENCH_CERTIFICATES", "270"))
     tmp = tempfile.mkdtemp(prefix="zz-bench-")
     env = {
         **app_env(database_url, INSTANCE_PATH=tmp, JOB_MODULES="tests.jobs.certificates"),
