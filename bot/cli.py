@@ -29,9 +29,13 @@ def menu_show() -> None:
 @menu_cli.command("push")
 def menu_push() -> None:
     """Replace the account's menu with the one built from the deployed commands."""
+    from bot.menu import problems
     from core.platforms.http import PlatformError
 
     menu = _menu()
+    wrong = problems(menu)
+    if wrong:
+        raise click.ClickException("菜单不符合微信的限制，未发布：" + "；".join(wrong))
     try:
         current_app.extensions["zhizhi"].wechat_oa().create_menu(menu)
     except PlatformError as exc:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
+import pytest
+
+import bot.cli
 from bot.engine import Message
 from bot.jobs import enqueue_image, enqueue_text
-from bot.menu import MENU, menu_keys
+from bot.menu import MENU, menu_keys, problems
 from bot.router import menu_keys as routed_keys
+from core.platforms.http import PlatformError
 
 
 def _msg(openid: str) -> Message:
@@ -78,3 +84,42 @@ def test_menu_push_reports_platform_errors(app, platforms):
     fake_wechat.fail_next("/cgi-bin/menu/create", 40016, "invalid button size")
     result = app.test_cli_runner().invoke(args=["wechat", "menu", "push"])
     assert result.exit_code != 0 and "40016" in result.output
+
+
+def _broken(change):
+    menu = {"button": copy.deepcopy(MENU)}
+    change(menu["button"])
+    return menu
+
+
+BROKEN_MENUS = {
+    "four top-level buttons": (lambda b: b.append({"type": "click", "name": "多余", "key": "X"}), 40016),
+    "top-level name over 16 bytes": (lambda b: b[0].update(name="网格员学习练习评价"), 40018),
+    "six sub-buttons": (lambda b: b[0]["sub_button"].extend(copy.deepcopy(b[1]["sub_button"]) * 1), 40023),
+    "sub-button name over 60 bytes": (lambda b: b[1]["sub_button"][0].update(name="通" * 21), 40025),
+    "sub-button key over 128 bytes": (lambda b: b[1]["sub_button"][0].update(key="K" * 129), 40026),
+    "sub-button of an unknown type": (lambda b: b[2]["sub_button"][0].update(type="tap"), 40024),
+    "view sub-button without url": (lambda b: b[2]["sub_button"][0].update(type="view"), 40027),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_MENUS))
+def test_a_menu_wechat_would_refuse_is_refused_before_the_push(app, platforms, case, monkeypatch):
+    """The fake menu/create answers the documented code for each broken limit, and the CLI
+    refuses the same menu itself, with the reason in Chinese, without calling WeChat."""
+    fake_wechat, _ = platforms
+    change, errcode = BROKEN_MENUS[case]
+    menu = _broken(change)
+    assert problems(menu)
+    assert problems({"button": copy.deepcopy(MENU)}) == []
+
+    wx = app.extensions["zhizhi"].wechat_oa()
+    with pytest.raises(PlatformError) as refused:
+        wx.create_menu(menu)
+    assert refused.value.errcode == errcode and fake_wechat.menu is None
+
+    calls = len(fake_wechat.calls("/cgi-bin/menu/create"))
+    monkeypatch.setattr(bot.cli, "_menu", lambda: menu)
+    result = app.test_cli_runner().invoke(args=["wechat", "menu", "push"])
+    assert result.exit_code != 0 and "菜单不符合微信的限制" in result.output
+    assert len(fake_wechat.calls("/cgi-bin/menu/create")) == calls

@@ -274,9 +274,43 @@ class FakeWeChat(FakeServer):
         if bad:
             return bad
         body = req["json"] or {}
-        buttons = body.get("button")
-        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
-            return error(40016, "invalid button size")
+        bad = _menu_error(body.get("button"))
+        if bad:
+            return error(*bad)
         with self._lock:
             self.menu = body
         return ok()
+
+
+# The documented menu/create limits and the global return codes for breaking them.
+_MENU_KEYED = {"click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_photo_or_album",
+               "pic_weixin", "location_select"}  # fmt: skip
+_MENU_LINKED = {"view", "miniprogram"}
+_MENU_OTHER = {"media_id", "view_limited", "article_id", "article_view_limited"}  # not checked here
+
+
+def _bytes(value) -> int:
+    return len(value.encode()) if isinstance(value, str) else -1
+
+
+def _menu_error(buttons) -> tuple[int, str] | None:
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        return 40016, "invalid button size"
+    for top in buttons:
+        if not 1 <= _bytes(top.get("name")) <= 16:
+            return 40018, "invalid button name size"
+        subs = top.get("sub_button") or []
+        if len(subs) > 5:
+            return 40023, "invalid sub button size"
+        checks = [(sub, 40024, 40026, 40027) for sub in subs] or [(top, 40017, 40019, 40020)]
+        for button, type_code, key_code, url_code in checks:
+            if button is not top and not 1 <= _bytes(button.get("name")) <= 60:
+                return 40025, "invalid sub button name size"
+            kind = button.get("type")
+            if kind in _MENU_KEYED and not 1 <= _bytes(button.get("key")) <= 128:
+                return key_code, "invalid button key size"
+            if kind in _MENU_LINKED and not 1 <= _bytes(button.get("url")) <= 1024:
+                return url_code, "invalid button url size"
+            if kind not in _MENU_KEYED | _MENU_LINKED | _MENU_OTHER:
+                return type_code, "invalid button type"
+    return None
