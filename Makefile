@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi:app
 
-.PHONY: run test worker scheduler bench lint format migrate seed clean
+.PHONY: run test worker scheduler dingtalk-stream bench lint format migrate seed clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -27,6 +27,10 @@ test: $(STAMP)
 ## RQ workers for all queues, with the scheduler (needs REDIS_URL).
 worker: $(STAMP)
 	$(PY) -m jobs.worker
+
+## DingTalk robot messages over Stream mode (a second process; needs DINGTALK_APP_KEY/SECRET).
+dingtalk-stream: $(STAMP)
+	$(PY) -m bot.dingtalk_stream
 
 ## The periodic scheduler alone (make worker already starts one; several are safe).
 scheduler: $(STAMP)

@@ -70,6 +70,7 @@ class Reply:
     buttons: list[tuple[str, str]] = field(default_factory=list)
     markdown: bool = False
     silent: bool = False
+    replayed: bool = field(default=False, compare=False)  # the cached answer to a duplicate
 
     def to_json(self) -> str:
         if self.silent:
@@ -224,7 +225,9 @@ def handle(ext: Any, msg: Message, now: datetime | None = None) -> Reply:
         log.warning("bot: Redis unavailable (%s); message not processed", type(exc).__name__)
         return Reply(text=FAILURE_TEXT)
     if claim.status == "dup":
-        return Reply.from_json(claim.cached)
+        reply = Reply.from_json(claim.cached)
+        reply.replayed = True
+        return reply
     if claim.status == "busy":
         return Reply(text=BUSY_TEXT)
     turn = Turn(ext, msg, claim.state, now or utcnow(), claim.who)
