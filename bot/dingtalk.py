@@ -57,7 +57,7 @@ def _payload() -> dict[str, Any]:
         raise Refused(413, "body too large")
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise Refused(400, "malformed JSON") from None
     if not isinstance(data, dict):
         raise Refused(400, "malformed JSON")
@@ -65,15 +65,20 @@ def _payload() -> dict[str, Any]:
 
 
 def _text_of(data: dict[str, Any]) -> str:
+    """The text of a message; fields of the wrong JSON type read as no text."""
     kind = data.get("msgtype")
     content = data.get("content") if isinstance(data.get("content"), dict) else {}
     if kind == "text" and isinstance(data.get("text"), dict):
-        return str(data["text"].get("content") or "")
+        text = data["text"].get("content")
+        return text if isinstance(text, str) else ""
     if kind == "richText":
-        parts = content.get("richText") or []
-        return "".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))
+        parts = content.get("richText")
+        if not isinstance(parts, list):
+            return ""
+        return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
     if kind == "audio":
-        return str(content.get("recognition") or "")
+        text = content.get("recognition")
+        return text if isinstance(text, str) else ""
     return ""
 
 

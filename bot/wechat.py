@@ -88,10 +88,19 @@ def _check_time(timestamp: str | None, cfg: dict[str, Any]) -> str:
     return timestamp
 
 
+def _token(cfg: dict[str, Any]) -> str:
+    """The account's Token; without one every signature would be over an empty secret."""
+    token = cfg.get("token")
+    if not token:
+        raise Refused(503, "WECHAT_TOKEN is not configured")
+    return token
+
+
 def _check_plain_signature(args: dict[str, str], cfg: dict[str, Any]) -> tuple[str, str]:
+    token = _token(cfg)
     timestamp = _check_time(args.get("timestamp"), cfg)
     nonce = args.get("nonce") or ""
-    if not signature_matches(args.get("signature"), cfg.get("token") or "", timestamp, nonce):
+    if not signature_matches(args.get("signature"), token, timestamp, nonce):
         raise Refused(403, "bad signature")
     return timestamp, nonce
 
@@ -138,7 +147,7 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         raise Refused(400, "DTDs and entities are not accepted") from None
     if root.tag != "xml":
         raise Refused(400, "not a WeChat message")
-    fields = _element(root)
+    fields = _element(root, 0)
     return fields if isinstance(fields, dict) else {}  # <xml>text</xml>: no fields
 
 
@@ -193,13 +202,18 @@ def parse_flat(data: bytes | str) -> dict[str, Any] | None:
     return out if _CLOSE.fullmatch(data, pos) else None
 
 
-def _element(node: ET.Element) -> Any:
+MAX_DEPTH = 8  # WeChat's deepest documents (SendPicsInfo/PicList/item/PicMd5Sum) have 4 levels
+
+
+def _element(node: ET.Element, depth: int) -> Any:
     children = list(node)
     if not children:
         return (node.text or "").strip()
+    if depth >= MAX_DEPTH:
+        raise Refused(400, "XML nested too deeply")
     out: dict[str, Any] = {}
     for child in children:
-        out[child.tag] = _element(child)
+        out[child.tag] = _element(child, depth + 1)
     return out
 
 
@@ -303,6 +317,7 @@ def receive_environ(environ: dict[str, Any]) -> Response:
     try:
         aes = args.get("encrypt_type", "raw").lower() == "aes"
         if aes:
+            _token(cfg)
             timestamp = _check_time(args.get("timestamp"), cfg)
             nonce = args.get("nonce") or ""
         elif cfg.get("aes_key"):

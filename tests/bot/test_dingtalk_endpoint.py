@@ -116,3 +116,24 @@ def test_oversized_body_is_refused(dt, app, db):
 def test_a_timestamp_header_of_other_digits_than_ascii_ones_is_refused(dt, app, db, timestamp):
     res = dt.post(dt.payload("staff11", "帮助"), headers=dt.headers(timestamp=timestamp))
     assert res.status == 400 and nothing_processed(app, db)
+
+
+def test_deeply_nested_json_is_refused(dt, app, db):
+    res = dt.post(b"[" * 20_000)
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [{"msgtype": "richText", "content": {"richText": 5}},
+     {"msgtype": "richText", "content": {"richText": [{"text": 7}, "x"]}},
+     {"msgtype": "audio", "content": {"recognition": ["帮助"]}},
+     {"msgtype": "text", "text": {"content": {"a": 1}}}],
+)  # fmt: skip
+def test_fields_of_the_wrong_type_read_as_no_text_and_get_help(dt, shape):
+    payload = {**dt.payload("staff12", "帮助"), **shape}
+    if shape["msgtype"] != "text":
+        payload.pop("text")
+    res = dt.post(payload)
+    assert res.status == 200
+    assert "没看懂" in res.text or "您可以发送" in res.text

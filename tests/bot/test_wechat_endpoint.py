@@ -219,3 +219,40 @@ def test_messages_take_the_fast_lane_and_oversized_ones_go_to_flask(wx, app, db)
     query, body = wx.signed_query(big)
     assert wx.post_raw(query, body).status == 413
     assert lane.served == before + 1  # refused by the Flask route, never read by the lane
+
+
+def _nested(depth: int) -> bytes:
+    return ("<xml>" + "<a>" * depth + "x" + "</a>" * depth + "<Encrypt>QUJD</Encrypt></xml>").encode()
+
+
+@pytest.mark.parametrize("depth", [9, 5000])
+def test_deeply_nested_xml_is_refused_before_any_signature_work(wx, app, db, depth):
+    """The envelope is parsed before msg_signature is checked: nesting is bounded there,
+    so an unsigned body cannot exhaust the parser's recursion."""
+    query, _ = wx.signed_query(fields())
+    res = wx.post_raw(query, _nested(depth))
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+def test_deeply_nested_plaintext_message_is_refused(app, client, platforms, db, monkeypatch):
+    plaintext_account(app, monkeypatch)
+    h = WeChatHarness(app, client, platforms[0], mode="plain")
+    query, _ = h.signed_query(fields())
+    res = h.post_raw(query, _nested(5000))
+    assert res.status == 400 and nothing_processed(app, db)
+
+
+@pytest.mark.parametrize("mode", ["plain", "safe"])
+def test_an_account_without_a_token_refuses_everything(app, client, platforms, db, monkeypatch, mode):
+    """Without WECHAT_TOKEN a signature would be over an empty secret, which anyone can make."""
+    if mode == "plain":
+        plaintext_account(app, monkeypatch)
+    settings = app.extensions["zhizhi"].settings
+    monkeypatch.setattr(settings, "wechat", dict(settings.wechat, token=""))
+    h = WeChatHarness(app, client, platforms[0], mode=mode)
+    assert h.text("o_forged", "帮助").status == 503
+    ts, nonce = str(int(time.time())), "1"
+    signed = {"signature": sha1_signature("", ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": "e"}
+    got = client.get("/bot/wechat", query_string=signed)
+    assert got.status_code == 503
+    assert nothing_processed(app, db)
