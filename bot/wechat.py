@@ -205,7 +205,7 @@ def parse_flat(data: bytes | str) -> dict[str, Any] | None:
 MAX_DEPTH = 8  # WeChat's deepest documents (SendPicsInfo/PicList/item/PicMd5Sum) have 4 levels
 
 
-def _element(node: ET.Element, depth: int) -> Any:
+def _element(node: ET.Element, depth: int = 0) -> Any:
     children = list(node)
     if not children:
         return (node.text or "").strip()
