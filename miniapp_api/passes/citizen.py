@@ -19,6 +19,11 @@ from miniapp_api.passes.schemas import (
 from models.passes import Application, PassCredential, PassStatus
 from services.passes import applications as svc
 from services.passes import events as events_svc
+from services.passes import verification
+
+
+def officer_view(ctx: Ctx) -> bool:
+    return ctx.me.has_any_role(("officer", "admin"))
 
 
 def _to_input(body, person=None) -> svc.ApplicationInput:
@@ -40,7 +45,9 @@ def _to_input(body, person=None) -> svc.ApplicationInput:
     )
 
 
-def application_out(session, app: Application) -> ApplicationOut:
+def application_out(session, app: Application, *, full: bool) -> ApplicationOut:
+    """An application as the API shows it. Every rule's result only with ``full`` (an
+    officer's view): a citizen sees a generic outcome, never the watch or trust lists."""
     from sqlalchemy import select
 
     creds = session.scalars(
@@ -59,7 +66,8 @@ def application_out(session, app: Application) -> ApplicationOut:
         plate=pii.mask_plate(app.plate) if app.plate else None,
         visit_from=app.visit_from,
         visit_to=app.visit_to,
-        rules=[RuleResultOut.model_validate(r) for r in app.rule_results],
+        result_message=verification.citizen_message(app),
+        rules=[RuleResultOut.model_validate(r) for r in app.rule_results] if full else None,
         passes=[
             PassOut(
                 id=c.id,
@@ -84,7 +92,7 @@ def application_out(session, app: Application) -> ApplicationOut:
 def apply(ctx: Ctx, event_id: int) -> ApplicationOut:
     """申请通行证（人员或车辆），提交后自动核验"""
     app = svc.create(ctx.session, ctx.me, event_id, _to_input(ctx.body), kek=kek(ctx))
-    return application_out(ctx.session, app)
+    return application_out(ctx.session, app, full=officer_view(ctx))
 
 
 @bp.post(
@@ -95,7 +103,10 @@ def apply_group(ctx: Ctx, event_id: int) -> dict:
     """团组申请：领队为每位成员申请，每人单独核验、单独发证"""
     members = [_to_input(ctx.body, m) for m in ctx.body.members]
     group, apps = svc.create_group(ctx.session, ctx.me, event_id, ctx.body.name, members, kek=kek(ctx))
-    return {"group_id": group.id, "applications": [application_out(ctx.session, a) for a in apps]}
+    return {
+        "group_id": group.id,
+        "applications": [application_out(ctx.session, a, full=officer_view(ctx)) for a in apps],
+    }
 
 
 @bp.get("/applications", query=PageQuery, roles=ANY)
@@ -106,15 +117,17 @@ def my_applications(ctx: Ctx) -> dict:
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     return {
-        "items": [application_out(ctx.session, a) for a in rows],
+        "items": [application_out(ctx.session, a, full=officer_view(ctx)) for a in rows],
         "next_cursor": encode_cursor(rows[-1].id) if more else None,
     }
 
 
 @bp.get("/applications/<int:application_id>", response=ApplicationOut, roles=ANY, extra_errors=(404,))
 def my_application(ctx: Ctx, application_id: int) -> ApplicationOut:
-    """申请详情（含每条核验规则的结果与通行证）"""
-    return application_out(ctx.session, svc.get_own(ctx.session, ctx.me, application_id))
+    """申请详情（审核结果与通行证；民警可见每条核验规则的结果）"""
+    return application_out(
+        ctx.session, svc.get_own(ctx.session, ctx.me, application_id), full=officer_view(ctx)
+    )
 
 
 @bp.post(
@@ -122,7 +135,9 @@ def my_application(ctx: Ctx, application_id: int) -> ApplicationOut:
 )
 def cancel(ctx: Ctx, application_id: int) -> ApplicationOut:
     """取消申请（已发通行证随即作废）"""
-    return application_out(ctx.session, svc.cancel(ctx.session, ctx.me, application_id))
+    return application_out(
+        ctx.session, svc.cancel(ctx.session, ctx.me, application_id), full=officer_view(ctx)
+    )
 
 
 def _card(ctx: Ctx, pass_id: int, attr: str, mimetype: str) -> Response:

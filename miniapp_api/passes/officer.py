@@ -145,7 +145,7 @@ def review_queue(ctx: Ctx, event_id: int) -> dict:
     more = len(rows) > q.limit
     rows = rows[: q.limit]
     return {
-        "items": [application_out(ctx.session, a) for a in rows],
+        "items": [application_out(ctx.session, a, full=True) for a in rows],
         "next_cursor": encode_cursor(rows[-1].id) if more else None,
     }
 
@@ -158,7 +158,7 @@ def decide(ctx: Ctx, application_id: int) -> dict:
     app = review.decide(
         ctx.session, ctx.me, application_id, approve=ctx.body.approve, note=ctx.body.note, kek=kek(ctx)
     )
-    return application_out(ctx.session, app).model_dump(mode="json")
+    return application_out(ctx.session, app, full=True).model_dump(mode="json")
 
 
 @bp.post("/passes/<int:pass_id>/revoke", body=RevokeIn, roles=OFFICER, extra_errors=(404, 409))

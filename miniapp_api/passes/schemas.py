@@ -79,7 +79,8 @@ class ApplicationOut(Out):
     plate: str | None
     visit_from: date
     visit_to: date
-    rules: list[RuleResultOut]
+    result_message: str = Field(description="审核结果说明（申请人可见）")
+    rules: list[RuleResultOut] | None = Field(description="每条核验规则的结果（仅民警可见；申请人为空）")
     passes: list[PassOut]
     created_at: datetime
 

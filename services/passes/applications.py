@@ -123,11 +123,20 @@ def find_duplicate(
     return session.scalars(stmt.order_by(Application.id).limit(1)).first()
 
 
-def _duplicate_error(existing: Application) -> Conflict:
+def _duplicate_error(existing: Application, actor: Actor, field: str) -> Conflict:
+    """The refusal points at the existing application only when it is the caller's own:
+    its id and status would otherwise tell anyone who knows an ID number or a plate
+    about another person's application."""
+    if existing.applicant_id == actor.person_id:
+        return Conflict(
+            f"您已为该人员/车辆在重叠日期提交过申请（编号 {existing.id}），请勿重复申请",
+            code="duplicate_application",
+            details={"existing_application_id": existing.id, "status": existing.status.value},
+        )
     return Conflict(
-        f"该人员/车辆在重叠日期已有申请（编号 {existing.id}），请勿重复申请",
+        "该人员/车辆在所选日期不能重复申请，如有疑问请联系主办方",
         code="duplicate_application",
-        details={"existing_application_id": existing.id, "status": existing.status.value},
+        fields={field: "所选日期不能重复申请"},
     )
 
 
@@ -193,7 +202,9 @@ def create(
     subject = _subject_index(data.kind, values)
     existing = find_duplicate(session, event.id, subject, data.visit_from, data.visit_to)
     if existing is not None:
-        raise _duplicate_error(existing)
+        raise _duplicate_error(
+            existing, actor, "plate" if data.kind == ApplicationKind.vehicle else "id_number"
+        )
     app = _build(event, actor, data, values, None)
     session.add(app)
     session.flush()
@@ -226,7 +237,7 @@ def create_group(
         seen.add(subject)
         existing = find_duplicate(session, event.id, subject, data.visit_from, data.visit_to)
         if existing is not None:
-            raise _duplicate_error(existing)
+            raise _duplicate_error(existing, actor, f"members.{i}.id_number")
         validated.append((data, values))
     group = PassGroup(event_id=event.id, applicant_id=actor.person_id, name=group_name)
     session.add(group)

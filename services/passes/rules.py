@@ -49,8 +49,8 @@ RULE_REASONS: dict[str, str] = {
     "invalid_resident_id": "身份证号码校验位或出生日期错误",
     "invalid_plate": "车牌号码或颜色错误",
     "outside_event": "来访日期不在活动期间内",
-    "too_late": "已超过办理时限（需提前至少 12 小时）",
-    "too_early": "距来访日期过远，暂不受理",
+    "too_late": "已超过办理时限（需提前至少 {min_lead_hours} 小时）",
+    "too_early": "距来访日期过远（最多提前 {max_lead_days} 天），暂不受理",
     "duplicate_application": "重叠日期已有申请",
     "capacity_full": "该区域当日名额已满",
     "watch_exact_reject": "命中关注名单（拒绝通行）",
@@ -59,6 +59,18 @@ RULE_REASONS: dict[str, str] = {
     "trusted": "信任名单人员，免人工审核",
     "trusted_suppressed": "信任名单人员，同类预警已抑制并计数",
     "not_trusted": "不在信任名单",
+}
+
+#: Rules whose failure is about the applicant's own input or the event (dates, capacity):
+#: a citizen sees their reason. The watch and trust lists' results are for officers only.
+CITIZEN_VISIBLE_RULES = ("identity", "plate", "dates", "duplicate", "capacity")
+
+#: What a citizen sees of the outcome (the rule results stay with the officers).
+CITIZEN_OUTCOMES: dict[str, str] = {
+    "approved": "审核通过",
+    "manual_review": "需人工审核，请耐心等待",
+    "rejected": "未通过审核，如有疑问请联系主办方",
+    "cancelled": "已取消",
 }
 
 #: Gate reason codes (design/passes.md, "Gate check") with what the guard sees. Check

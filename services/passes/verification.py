@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.validators import InvalidValue, age_on, normalize_plate, normalize_resident_id
 from models.passes import Application, ApplicationKind, ApplicationStatus, Event, RuleResult, Zone
 from services.passes import lists
-from services.passes.rules import APPLICATION_RULES, RULE_REASONS, RULE_SET
+from services.passes.rules import CITIZEN_OUTCOMES, CITIZEN_VISIBLE_RULES, RULE_REASONS, RULE_SET
 
 
 def policy(event: Event) -> dict:
@@ -180,9 +180,7 @@ def run(session: Session, event: Event, app: Application, *, now: datetime) -> A
     else:
         verdicts.append(("trust", "skip", "trusted" if trust else "not_trusted"))
     for seq, (name, outcome, code) in enumerate(verdicts, 1):
-        message = (
-            RULE_REASONS[code] if outcome != "reject" else f"{APPLICATION_RULES[name]}：{RULE_REASONS[code]}"
-        )
+        message = RULE_REASONS[code].format_map(c.policy)  # the rule's name is stored beside it
         session.add(
             RuleResult(
                 application_id=app.id, seq=seq, rule=name, outcome=outcome, reason_code=code, message=message
@@ -197,3 +195,14 @@ def run(session: Session, event: Event, app: Application, *, now: datetime) -> A
     if "review" in outcomes and trust is None:
         return ApplicationStatus.manual_review
     return ApplicationStatus.approved
+
+
+def citizen_message(app: Application) -> str:
+    """The outcome as the applicant may see it: the reason of a rule about their own
+    input or the event (dates, capacity…) when one refused, else a generic outcome. The
+    watch and trust lists' results, and an officer's note, are never shown."""
+    if app.status == ApplicationStatus.rejected:
+        for r in app.rule_results:
+            if r.outcome == "reject" and r.rule in CITIZEN_VISIBLE_RULES:
+                return r.message
+    return CITIZEN_OUTCOMES[app.status.value]
