@@ -158,3 +158,14 @@ def test_overdue_attempt_is_graded_from_saved_answers(db, env):
     assert attempts.close_overdue(db, NOW + timedelta(minutes=5)) == 1
     row = db.get(Attempt, a["attempt_id"])
     assert row.status == AttemptStatus.expired and row.correct == 1
+
+
+def test_a_paper_is_only_for_workers_inside_its_unit(db, env):
+    p = paper(db, env)
+    assert p.org_unit_id == env["tree"]["district"].id  # the trainer's jurisdiction
+    outsider = worker(db, env["tree"]["other_grid"], "外区网格员")
+    with pytest.raises(Forbidden) as exc:
+        attempts.start(db, outsider, p.id, NOW)
+    assert exc.value.code == "paper_out_of_scope"
+    assert db.scalar(select(func.count()).select_from(Attempt)) == 0
+    assert attempts.start(db, env["worker"], p.id, NOW)["paper_id"] == p.id

@@ -4,11 +4,11 @@ import random
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from core.errors import Conflict, Forbidden
+from core.errors import Conflict, Forbidden, ValidationFailed
 from models.identity import OrgLevel
-from models.quiz import PointEntry, WorkerLevel
+from models.quiz import Attempt, PointEntry, WorkerLevel
 from services.quiz import attempts, competitions, leaderboard
 from tests.helpers import make_org
 from tests.services.quiz.factories import NOW, make_bank, org_tree, trainer, worker
@@ -35,7 +35,7 @@ def env(db):
             "freeze_at": NOW + timedelta(hours=11),
         },
     )
-    return {"tree": tree, "trainer": t, "comp": comp}
+    return {"tree": tree, "trainer": t, "comp": comp, "ids": ids}
 
 
 def play(db, w, comp, start, elapsed_s, n_right, n_wrong=0):
@@ -159,3 +159,44 @@ def test_500_worker_simulation_redis_board_equals_sql(db, env):
     assert leaderboard.ranked_redis(db, c, tree["district"].id, "all", "live") == leaderboard.ranked_sql(
         db, c, tree["district"].id, "all", "live"
     )
+
+
+def test_a_competition_paper_cannot_be_taken_as_a_plain_test(db, env):
+    """Starting the paper of tomorrow's competition as a plain test would reveal it (and
+    its answers after submitting): refused, nothing written."""
+    c = env["comp"]
+    w = worker(db, env["tree"]["grid"])
+    with pytest.raises(Conflict) as exc:
+        attempts.start(db, w, c.paper_id, NOW - timedelta(days=1))
+    assert exc.value.code == "competition_paper" and "比武" in exc.value.message
+    assert db.scalar(select(func.count()).select_from(Attempt)) == 0
+
+
+def test_the_entry_never_resumes_a_plain_attempt_on_the_same_paper(db, env):
+    c = env["comp"]
+    w = worker(db, env["tree"]["grid"])
+    plain = Attempt(
+        paper_id=c.paper_id, person_id=w.person_id, started_at=NOW, deadline_at=NOW + timedelta(minutes=15)
+    )
+    db.add(plain)  # e.g. left over from before the paper was used for the competition
+    db.flush()
+    entry = competitions.enter(db, w, c.id, NOW + timedelta(minutes=1))
+    assert entry["competition_id"] == c.id and entry["attempt_id"] != plain.id
+    again = competitions.enter(db, w, c.id, NOW + timedelta(minutes=2))
+    assert again["attempt_id"] == entry["attempt_id"]
+
+
+def test_a_paper_already_taken_as_a_plain_test_cannot_become_a_competition(db, env):
+    t = env["trainer"]
+    p = attempts.create_paper(db, t, {"title": "练习卷", "mode": "fixed", "question_ids": env["ids"][6:9]})
+    attempts.start(db, worker(db, env["tree"]["grid"]), p.id, NOW)
+    spec = {
+        "title": "四月比武",
+        "paper_id": p.id,
+        "org_unit_id": env["tree"]["district"].id,
+        "starts_at": NOW + timedelta(days=30),
+        "ends_at": NOW + timedelta(days=30, hours=12),
+    }
+    with pytest.raises(ValidationFailed) as exc:
+        competitions.create(db, t, spec)
+    assert "paper_id" in exc.value.fields
