@@ -97,6 +97,7 @@ class PaperIn(Model):
     attempts_allowed: int = Field(1, ge=1, le=20)
     grading: Literal["first", "highest", "last"] = "highest"
     certainty_marking: bool = False
+    org_unit_id: int | None = Field(None, ge=1, description="试卷面向的组织；省略为培训员的管辖范围")
 
 
 class CompetitionIn(Model):

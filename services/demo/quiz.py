@@ -33,6 +33,7 @@ TOPICS = [
 ]
 PAPER_TITLE = "网格员月度测试（演示）"
 COMPETITION_TITLE = "网格员月度比武（演示）"
+COMPETITION_PAPER_TITLE = "网格员月度比武卷（演示）"
 
 
 def seed(session: Session, settings: Settings) -> list[str]:
@@ -50,20 +51,12 @@ def seed(session: Session, settings: Settings) -> list[str]:
     if trainer is None:
         return lines
     actor = load_actor(session, trainer.person_id)
-    paper = session.scalar(select(Paper).where(Paper.title == PAPER_TITLE))
-    if paper is None:
-        paper = attempts.create_paper(
-            session,
-            actor,
-            {
-                "title": PAPER_TITLE,
-                "mode": "blueprint",
-                "duration_seconds": 1200,
-                "attempts_allowed": 3,
-                "blueprint": [{"topic": t, "count": 2} for t in TOPICS],
-            },
-        )
-        lines.append("quiz paper +1")
+    for title, allowed in ((PAPER_TITLE, 3), (COMPETITION_PAPER_TITLE, 1)):
+        if _paper(session, actor, title, allowed):
+            lines.append("quiz paper +1")
+    # a competition has its own paper: a plain test on it would reveal the questions
+    paper = session.scalar(select(Paper).where(Paper.title == COMPETITION_PAPER_TITLE))
+    assert paper is not None
     if session.scalar(select(Competition.id).where(Competition.title == COMPETITION_TITLE)) is None:
         start = _next_saturday_9am(utcnow())
         competitions.create(
@@ -81,6 +74,24 @@ def seed(session: Session, settings: Settings) -> list[str]:
         lines.append("quiz competition +1")
     lines.append(f"quiz practice answers +{_practice_history(session)}")
     return lines
+
+
+def _paper(session: Session, actor, title: str, attempts_allowed: int) -> bool:
+    """Create the demo paper ``title`` unless it exists; True if created."""
+    if session.scalar(select(Paper.id).where(Paper.title == title)) is not None:
+        return False
+    attempts.create_paper(
+        session,
+        actor,
+        {
+            "title": title,
+            "mode": "blueprint",
+            "duration_seconds": 1200,
+            "attempts_allowed": attempts_allowed,
+            "blueprint": [{"topic": t, "count": 2} for t in TOPICS],
+        },
+    )
+    return True
 
 
 def _next_saturday_9am(now: datetime) -> datetime:

@@ -29,7 +29,7 @@ from models.quiz import (
 )
 from services.quiz import bank, cache, grading, intake, points
 from services.quiz.config import rules_at
-from services.quiz.papers import create_paper, draw, get_paper  # noqa: F401  (re-exported)
+from services.quiz.papers import check_plain_start, create_paper, draw, get_paper  # noqa: F401
 
 FINISHED = (AttemptStatus.submitted, AttemptStatus.expired)
 
@@ -43,10 +43,13 @@ def start(
     bracket: int = 1,
 ) -> dict[str, Any]:
     """Start (or resume) an attempt: draws questions, shuffles options, fixes the server
-    deadline. Resuming an open attempt returns it unchanged. Writes Attempt + items."""
+    deadline. Resuming the open attempt of the same kind (plain, or this competition)
+    returns it unchanged. Writes Attempt + items."""
     now = now or utcnow()
     paper = get_paper(session, paper_id)
     comp_id = competition.id if competition else None
+    if competition is None:
+        check_plain_start(session, actor, paper)
     mine = list(
         session.scalars(
             select(Attempt)
@@ -55,6 +58,8 @@ def start(
         )
     )
     for a in mine:
+        if a.competition_id != comp_id:
+            continue  # another kind of attempt on this paper is never handed out as this one
         if a.status == AttemptStatus.in_progress:
             if now <= a.deadline_at + timedelta(seconds=paper.grace_seconds):
                 intake.warm_after_commit(session, a)

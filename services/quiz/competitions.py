@@ -47,6 +47,11 @@ def create(session: Session, actor: Actor, spec: dict[str, Any]) -> Competition:
         raise ValidationFailed(fields={"freeze_at": "封榜时间应在比武时间段内"})
     if paper.duration_seconds > 6 * 3600:
         raise ValidationFailed(fields={"paper_id": "比武单次作答时长不能超过 6 小时"})
+    if paper.org_unit_id is not None and not unit.path.startswith(_unit(session, paper.org_unit_id).path):
+        raise ValidationFailed(fields={"paper_id": "该试卷不面向本次比武的组织"})
+    plain = select(Attempt.id).where(Attempt.paper_id == paper.id, Attempt.competition_id.is_(None))
+    if session.scalar(plain.limit(1)) is not None:
+        raise ValidationFailed(fields={"paper_id": "该试卷已用作普通测试，题目可能已泄露，请为比武另建试卷"})
     comp = Competition(
         title=spec["title"],
         paper_id=paper.id,

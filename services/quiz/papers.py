@@ -8,18 +8,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, require_role
+from core.auth import Actor, require_jurisdiction, require_role
 from core.db import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
-from models.quiz import Grading, Paper, PaperMode, Question, QuestionStatus, QuestionTopic, Topic
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.identity import OrgUnit, Person
+from models.quiz import Competition, Grading, Paper, PaperMode, Question, QuestionStatus, QuestionTopic, Topic
 from services.quiz import bank
 from services.quiz.config import rules_at
 
 
 def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
     """Trainer creates a fixed paper (question ids) or a blueprint (count per topic ×
-    difficulty); checks every question exists and the bank can fill the blueprint."""
+    difficulty); checks every question exists and the bank can fill the blueprint. The
+    paper is for the workers of ``org_unit_id`` (default: the trainer's jurisdiction)."""
     require_role(actor, *bank.TRAINER_ROLES)
+    unit_id = spec.get("org_unit_id") or _home_unit(actor)
+    if spec.get("org_unit_id"):
+        unit = session.get(OrgUnit, unit_id)
+        if unit is None:
+            raise ValidationFailed(fields={"org_unit_id": "组织不存在"})
+        require_jurisdiction(actor, unit.path, *bank.TRAINER_ROLES)
     paper = Paper(
         title=spec["title"],
         mode=PaperMode(spec["mode"]),
@@ -30,7 +38,7 @@ def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
         attempts_allowed=spec.get("attempts_allowed", 1),
         grading=Grading(spec.get("grading", "highest")),
         certainty_marking=spec.get("certainty_marking", False),
-        org_unit_id=actor.org_unit_id,
+        org_unit_id=unit_id,
         created_by_id=actor.person_id,
     )
     if paper.mode == PaperMode.fixed:
@@ -50,6 +58,36 @@ def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
     session.add(paper)
     session.flush()
     return paper
+
+
+def _home_unit(actor: Actor) -> int | None:
+    """The unit a trainer governs (the widest of their trainer grants), else their own;
+    an admin's papers are for everyone."""
+    if actor.has_role("admin"):
+        return None
+    grants = [g for g in actor.grants if g.role in bank.TRAINER_ROLES and g.org_unit_id is not None]
+    if grants:
+        return min(grants, key=lambda g: len(g.org_path or "")).org_unit_id
+    return actor.org_unit_id
+
+
+def check_plain_start(session: Session, actor: Actor, paper: Paper) -> None:
+    """A plain (non-competition) attempt: refused on a paper a competition uses (it would
+    reveal the questions, and after submitting the answers, before the window) and for
+    workers outside the paper's unit (trainers with jurisdiction over it may preview)."""
+    if session.scalar(select(Competition.id).where(Competition.paper_id == paper.id).limit(1)):
+        raise Conflict("该试卷为比武试卷，请在比武时间内从比武入口参加", code="competition_paper")
+    if paper.org_unit_id is None:
+        return
+    unit_path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == paper.org_unit_id))
+    mine = session.scalar(
+        select(OrgUnit.path)
+        .join(Person, Person.org_unit_id == OrgUnit.id)
+        .where(Person.id == actor.person_id)
+    )
+    inside = unit_path is not None and mine is not None and mine.startswith(unit_path)
+    if not inside and not actor.covers(unit_path, *bank.TRAINER_ROLES):
+        raise Forbidden("该试卷不面向您所在的组织", code="paper_out_of_scope")
 
 
 def _pool(session: Session, rule: dict[str, Any]) -> list[int]:

@@ -177,7 +177,10 @@ def test_competition_flow_over_the_api(db, env):
     )
     assert c.status_code == 201, c.json
     cid = c.json["data"]["competition_id"]
+    plain = w.post(f"/quiz/papers/{pid}/attempts")  # the competition's paper is not a plain test
+    assert plain.status_code == 409 and plain.json["error"]["code"] == "competition_paper"
     entry = w.post(f"/quiz/competitions/{cid}/entry").json["data"]
+    assert entry["competition_id"] == cid
     assert not keys_in(entry) & SECRET_KEYS
     w.post(
         f"/quiz/attempts/{entry['attempt_id']}/submit", {"answers": correct_labels(db, entry["attempt_id"])}
