@@ -105,8 +105,10 @@ def test_idempotency_key_replays_first_response(db, world, citizen):
 def test_dates_outside_event_are_rejected_with_stored_reason(db, world, citizen):
     resp = _apply(citizen, world, visitor_body(valid_id_number(10), day=date(2030, 1, 1)))
     data = resp.get_json()["data"]
-    assert data["status"] == "rejected"
-    dates = next(r for r in data["rules"] if r["rule"] == "dates")
+    assert data["status"] == "rejected" and data["result_message"] == "来访日期不在活动期间内"
+    officer = Api(citizen.client, world.officer_token)
+    rules = officer.get(f"/passes/applications/{data['id']}").get_json()["data"]["rules"]
+    dates = next(r for r in rules if r["rule"] == "dates")
     assert dates["outcome"] == "reject" and dates["reason_code"] == "outside_event"
     assert "活动期间" in dates["message"]
     assert data["passes"] == []
@@ -120,8 +122,11 @@ def test_capacity_of_a_ring_rejects_the_next_application(app, db, client):
         == "approved"
     )
     data = _apply(api, world, visitor_body(valid_id_number(12))).get_json()["data"]
-    assert data["status"] == "rejected"
-    assert next(r for r in data["rules"] if r["rule"] == "capacity")["reason_code"] == "capacity_full"
+    assert data["status"] == "rejected" and data["result_message"] == "该区域当日名额已满"
+    rules = (
+        Api(client, world.officer_token).get(f"/passes/applications/{data['id']}").get_json()["data"]["rules"]
+    )
+    assert next(r for r in rules if r["rule"] == "capacity")["reason_code"] == "capacity_full"
 
 
 def test_partial_watch_match_goes_to_review_and_officer_decision_is_audited(app, db, world, citizen):
@@ -191,7 +196,8 @@ def test_cleared_alert_trusts_the_subject_and_suppresses_repeat_alerts(app, db, 
     citizen.post(f"/passes/applications/{first['id']}/cancel")
     second = _apply(citizen, world, visitor_body(idn)).get_json()["data"]
     assert second["status"] == "approved"
-    assert next(r for r in second["rules"] if r["rule"] == "trust")["reason_code"] == "trusted_suppressed"
+    rules = officer.get(f"/passes/applications/{second['id']}").get_json()["data"]["rules"]
+    assert next(r for r in rules if r["rule"] == "trust")["reason_code"] == "trusted_suppressed"
     assert db.scalar(select(func.count()).select_from(Alert).where(Alert.application_id == second["id"])) == 0
 
 
