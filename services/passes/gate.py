@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
-from core.errors import ValidationFailed
+from core.errors import Unavailable, ValidationFailed
 from models.passes import Application, Event, Gate, PassCredential, Zone
 from services import keys
 from services.passes import checks, hotstate, issuance, lists
@@ -36,6 +38,7 @@ __all__ = ["GateContext", "Scan", "ack", "answer_dict", "check", "check_json", "
 CONTEXT_TTL = 30.0
 KEY_REFRESH_MIN = 5.0
 PLATE_REQUIRED = "车辆通道须提供车牌识别结果或人工录入的车牌号"
+REDIS_DOWN = "闸机核验服务暂时不可用，请用同一 nonce 重试，或切换到离线核验"
 
 
 @dataclass
@@ -174,12 +177,17 @@ def _check(
     now_s = int(time.time() if now is None else now.timestamp())
     pass_id, verdict, detail, ctx = _verify(db, person_id, ctx, scan, kek, now_s)
     ts_ms = int(scan.scanned_at.timestamp() * 1000)
-    reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
-    if reply == b"S":  # gate state not in Redis yet (first scan, Redis restarted, a deploy)
-        hotstate.sync_event(redis, db(), ctx.event_id, now or utcnow())
+    try:
         reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
-    if pass_id is not None and reply.endswith(b"\n") and not reply.startswith(_UNVERIFIED, 1):
-        reply += _summary(db(), redis, ctx.event_id, pass_id).encode()  # not in Redis yet
+        if reply == b"S":  # gate state not in Redis yet (first scan, Redis restarted, a deploy)
+            hotstate.sync_event(redis, db(), ctx.event_id, now or utcnow())
+            reply = ctx.plan.run(redis, scan.nonce, pass_id, verdict, detail, direction, ts_ms)
+        if pass_id is not None and reply.endswith(b"\n") and not reply.startswith(_UNVERIFIED, 1):
+            reply += _summary(db(), redis, ctx.event_id, pass_id).encode()  # not in Redis yet
+    except (RedisConnectionError, RedisTimeoutError):
+        # The script either ran whole or not at all, so the same nonce retried later is
+        # answered once (the first answer if it did run); nothing else was written.
+        raise Unavailable(REDIS_DOWN) from None
     if reply.startswith(b"Nwatchlist|"):
         _gate_watch_alert(db(), ctx, pass_id)
     return pass_id, reply
