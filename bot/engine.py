@@ -36,9 +36,10 @@ def _encode(data: dict[str, Any]) -> str:
     return orjson.dumps(data).decode()  # compact UTF-8 JSON
 
 
-#: a passive reply later than this would miss WeChat's 5-second window: send it as a
-#: customer-service message instead and answer ``success``.
-PASSIVE_BUDGET = 4.0
+#: the passive answer is due within this many seconds (WeChat itself waits 5 s): a reply
+#: that took longer goes out as a customer-service message and the answer is ``success``.
+#: Commands known to be slow do not wait for it (``router.command(slow=True)``).
+PASSIVE_BUDGET = 1.0
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Turn:
         self.who_loaded = False  # the identity came from the database: cache it
         self._session: Session | None = None
         self._actor: Any = None
+        self.in_job = False  # a slow command run by bot.jobs.run_command
 
     @property
     def session(self) -> Session:
@@ -272,6 +274,28 @@ def _run(turn: Turn, raw_state: str) -> tuple[Reply, str | None]:
         turn.state = _state(raw_state)
         turn.forget_who()
         return Reply(text=FAILURE_TEXT), None
+    finally:
+        turn.close()
+
+
+def run_deferred(ext: Any, msg: Message, name: str, args: str) -> Reply:
+    """A slow command in its job (bot.jobs.run_command): run it as the dialog would have,
+    commit, and return the answer to send. Errors a user can act on become the answer;
+    others are raised, so the job retries."""
+    from bot import router
+
+    turn = Turn(ext, msg, {}, utcnow())
+    turn.in_job = True
+    cmd = router.named(name)
+    try:
+        if cmd is None:
+            return Reply(text=FAILURE_TEXT)  # a command gone with a deploy
+        reply = router.run(turn, cmd, args)
+        turn.commit()
+        return reply
+    except DomainError as exc:
+        turn.close(rollback=True)
+        return Reply(text=exc.message)
     finally:
         turn.close()
 

@@ -54,6 +54,12 @@ def enqueue_image(session: Session, msg: Any, kind: str, key: str, **payload: An
     return outbox.add(session, "bot.image", body, dedup_key=f"bot:{key}"[:200])
 
 
+def enqueue_command(session: Session, msg: Any, command: str, args: str) -> int | None:
+    """Run the slow ``command`` for the sender of ``msg`` in a job that sends the answer."""
+    body = {**_target(msg), "command": command, "args": args, "dedup": msg.dedup, "group": msg.group}
+    return outbox.add(session, "bot.command", body, dedup_key=f"bot:cmd:{msg.user_key}:{msg.dedup}"[:200])
+
+
 def _ext() -> Any:
     from jobs.context import get_app
 
@@ -72,12 +78,28 @@ def _platform_call(func: Callable[[], Any]) -> Any:
 @job("bot.reply", queue=NOTIFICATIONS, external_send=True)
 def send_reply(_session: Session, item: Any) -> dict[str, Any]:
     """Customer-service text (WeChat) or work notification (DingTalk) to one user."""
+    return _send_text(_ext(), item.payload, item.payload["text"])
+
+
+@job("bot.command", queue=NOTIFICATIONS, external_send=True)
+def run_command(_session: Session, item: Any) -> dict[str, Any]:
+    """A slow command (``router.command(slow=True)``): run it, then send its answer."""
+    from bot.engine import Message, run_deferred
+
     p = item.payload
     ext = _ext()
+    msg = Message(p["channel"], p["app"], p["to"], "text", p["dedup"], text=p["command"], group=p["group"])
+    reply = run_deferred(ext, msg, p["command"], p["args"])
+    if reply.silent or not reply.text:
+        return {"sent": None}
+    return _send_text(ext, p, reply.text)
+
+
+def _send_text(ext: Any, p: dict[str, Any], text: str) -> dict[str, Any]:
     if p["channel"] == "wechat":
-        _platform_call(lambda: ext.wechat_oa().send_custom_text(p["to"], p["text"]))
+        _platform_call(lambda: ext.wechat_oa().send_custom_text(p["to"], text))
         return {"sent": "custom_text"}
-    msg = {"msgtype": "text", "text": {"content": p["text"]}}
+    msg = {"msgtype": "text", "text": {"content": text}}
     task_id = _platform_call(lambda: ext.dingtalk().send_work_notification(p["to"], msg))
     return {"sent": "work_notification", "task_id": task_id}
 

@@ -30,6 +30,7 @@ class Command:
     aliases: tuple[str, ...]
     takes_args: bool
     order: int
+    slow: bool = False  # answered by a job through the customer-service API (bot.jobs.run_command)
 
 
 _COMMANDS: dict[str, Command] = {}
@@ -47,9 +48,14 @@ def command(
     menu_key: str | None = None,
     aliases: tuple[str, ...] = (),
     takes_args: bool = False,
+    slow: bool = False,
 ) -> Callable[[Handler], Handler]:
+    """Register a command. ``slow``: its work may take longer than the passive-reply
+    budget, so the message is answered ``success`` at once and a job runs the command
+    and sends its answer (WeChat customer-service message, DingTalk work notification)."""
+
     def register(func: Handler) -> Handler:
-        cmd = Command(name, func, summary, roles, menu_key, aliases, takes_args, len(_COMMANDS))
+        cmd = Command(name, func, summary, roles, menu_key, aliases, takes_args, len(_COMMANDS), slow)
         _COMMANDS[name] = cmd
         for word in (name, *aliases):
             _WORDS[word.lower()] = cmd
@@ -137,9 +143,20 @@ def route(turn: Turn) -> Reply:
     return run(turn, *found)
 
 
+def named(name: str) -> Command | None:
+    _load()
+    return _COMMANDS.get(name)
+
+
 def run(turn: Turn, cmd: Command, args: str) -> Reply:
     from bot.dialogs import common
 
     if cmd.roles is not None and not turn.has_role(*cmd.roles):
         return common.not_allowed(turn, cmd)
+    if cmd.slow and not turn.in_job:
+        from bot.engine import Reply
+        from bot.jobs import enqueue_command
+
+        enqueue_command(turn.session, turn.msg, cmd.name, args)
+        return Reply(silent=True)  # the job answers; a platform retry gets ``success`` too
     return cmd.handler(turn, args)

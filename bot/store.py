@@ -35,7 +35,7 @@ STATE_TTL = 60 * 60  # a flow expires after 60 minutes without a message
 #: changes delete it at once (bot.identity), the TTL bounds anything missed.
 WHO_TTL = 30 * 60
 LOCK_MS = 10_000  # longest a single message may hold the user's lock
-WAIT_FOR_LOCK = 2.0  # how long a second message of the same user waits its turn
+WAIT_FOR_LOCK = 0.5  # how long a second message of the same user waits its turn (within the 1 s)
 PENDING = ""
 SILENT = "-"
 UNCHANGED = "="  # finish: the state is as loaded (only its TTL slides)

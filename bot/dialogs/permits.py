@@ -61,7 +61,12 @@ def _expiring(session: Session, enterprise_id: int, today: Any) -> list[Any]:
 
 
 @command(
-    "证照", summary="证照到期提醒和待处理预警", roles=("enterprise",), menu_key="PERMITS", aliases=("证件",)
+    "证照",
+    summary="证照到期提醒和待处理预警",
+    roles=("enterprise",),
+    menu_key="PERMITS",
+    aliases=("证件",),
+    slow=True,  # settles the enterprise's pending ledger events first
 )
 def credentials_overview(turn: Turn, _args: str) -> Reply:
     from services.permits import enterprises, ledger_drain, warnings

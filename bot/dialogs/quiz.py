@@ -158,7 +158,14 @@ def my_points(turn: Turn, _args: str) -> Reply:
     return Reply(text="\n".join(lines))
 
 
-@command("排行", summary="本社区和街道的积分排行", roles=LEARNERS, menu_key="QUIZ_RANK", aliases=("排行榜",))
+@command(
+    "排行",
+    summary="本社区和街道的积分排行",
+    roles=LEARNERS,
+    menu_key="QUIZ_RANK",
+    aliases=("排行榜",),
+    slow=True,  # sums the ledger of a whole street
+)
 def ranking(turn: Turn, _args: str) -> Reply:
     from services.quiz import points
 

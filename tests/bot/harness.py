@@ -93,6 +93,17 @@ class WeChatHarness:
             "MsgType": msg_type,
         }
 
+    def slow(self, openid: str, content: str, run_jobs: Any) -> str:
+        """A slow command: the passive answer is ``success``; its job sends the answer as a
+        customer-service text, returned here."""
+        before = len(self.sent_texts(openid))
+        res = self.text(openid, content)
+        assert res.success, f"expected the passive answer success, got {res.status} {res.text!r}"
+        run_jobs()
+        texts = self.sent_texts(openid)
+        assert len(texts) == before + 1, texts
+        return texts[-1]
+
     # -- what the fake WeChat server received ------------------------------------------
 
     def sent(self, openid: str) -> list[dict[str, Any]]:

@@ -178,3 +178,46 @@ def test_redis_down_answers_busy_and_processes_nothing(app, wx, db, monkeypatch)
     res = wx.text("o_down", f"绑定 {code}")
     assert res.status == 200 and "系统繁忙" in res.text
     assert db.scalar(select(Identity).where(Identity.external_id == "o_down")) is None
+
+
+def test_a_dialog_that_takes_longer_than_a_second_answers_success_and_then_by_job(
+    wx, platforms, run_jobs, monkeypatch
+):
+    """The real budget (1 s): a dialog that takes 1.2 s is not answered passively."""
+    import time as time_module
+
+    from bot import router
+    from bot.engine import Reply
+
+    def dawdle(turn, args):
+        time_module.sleep(1.2)
+        return Reply(text="慢慢来的答复")
+
+    slow = router.Command("慢", dawdle, "测试", None, None, (), False, 999)
+    monkeypatch.setitem(router._WORDS, "慢", slow)
+    res = wx.text("o_dawdle", "慢", msg_id=557)
+    assert res.success
+    run_jobs()
+    assert wx.sent_texts("o_dawdle") == ["慢慢来的答复"]
+
+
+def test_a_slow_command_is_answered_success_at_once_and_its_job_answers_once(
+    wx, platforms, run_jobs, monkeypatch
+):
+    from bot import router
+    from bot.engine import Reply
+
+    calls = []
+
+    def report(turn, args):
+        calls.append((args, turn.in_job))
+        return Reply(text=f"报表：{args}")
+
+    slow = router.Command("报表", report, "测试", None, None, (), True, 999, slow=True)
+    monkeypatch.setitem(router._WORDS, "报表", slow)
+    monkeypatch.setitem(router._COMMANDS, "报表", slow)
+    assert wx.text("o_report", "报表 本月", msg_id=558).success
+    assert wx.text("o_report", "报表 本月", msg_id=558).success  # WeChat's retry
+    run_jobs()
+    assert calls == [("本月", True)]  # once, in its job (inline jobs run it right after the commit)
+    assert wx.sent_texts("o_report") == ["报表：本月"]

@@ -89,6 +89,7 @@ class FakeRedis:
         self.answer = answer
         self.connections = 0
         self.scripts: list[bytes] = []
+        self.hung_up = threading.Event()  # a connection was closed by this server
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -100,7 +101,13 @@ class FakeRedis:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve_then_note, args=(conn,), daemon=True).start()
+
+    def _serve_then_note(self, conn: socket.socket) -> None:
+        try:
+            self._serve(conn)
+        finally:
+            self.hung_up.set()  # after ``with conn`` closed the socket
 
     def _serve(self, conn: socket.socket) -> None:
         reader = hiredis.Reader()
@@ -191,6 +198,7 @@ def test_a_connection_closed_after_the_reply_to_a_sent_script_is_replaced_after_
     link.send(ECHO, [], ["finish"])
     monkeypatch.setattr(bot_link, "IDLE_CHECK", -1.0)  # as if the link had been idle a while
     link._sock.recv(1, socket.MSG_PEEK)  # the reply has arrived (the close follows it)
+    assert server.hung_up.wait(5)  # and the server has closed its end (no race with a busy machine)
     assert link.call(ECHO, [], ["claim"]) == b"ok"
     assert server.connections == 2
 

@@ -41,18 +41,18 @@ def _bind(wx, db, person, openid):
     assert "绑定成功" in wx.text(openid, f"绑定 {code}").text
 
 
-def test_carrier_manager_sees_the_qualification_expiring_in_five_days(wx, db, world):
+def test_carrier_manager_sees_the_qualification_expiring_in_five_days(wx, db, world, run_jobs):
     _bind(wx, db, world.carrier_mgr, "o_carrier")
-    text = wx.text("o_carrier", "证照").text
+    text = wx.slow("o_carrier", "证照", run_jobs)
     assert "丙物流" in text and "从业资格证 CYZG-1：5 天后到期" in text
     assert "XSZ-1" not in text  # valid for 200 more days
     assert "没有待处理的预警" in text
 
 
-def test_seller_manager_sees_the_open_warning_and_not_other_enterprises(wx, db, world):
+def test_seller_manager_sees_the_open_warning_and_not_other_enterprises(wx, db, world, run_jobs):
     w = _mass_balance_warning(db, world)
     _bind(wx, db, world.seller_mgr, "o_seller")
-    text = wx.text("o_seller", "证照").text
+    text = wx.slow("o_seller", "证照", run_jobs)
     assert "甲化工" in text and f"预警 #{w.id}" in text and "待签收" in text
     assert "丙物流" not in text and "乙制药" not in text
 
@@ -64,9 +64,9 @@ def test_permit_number_verifies_without_personal_data(wx, db, world):
     assert "专管员" not in text
 
 
-def test_non_member_is_told_to_get_invited(wx, db, world):
+def test_non_member_is_told_to_get_invited(wx, db, world, run_jobs):
     from tests.helpers import make_person
 
     stranger = make_person(db, "enterprise", name="路人")
     _bind(wx, db, stranger, "o_stranger")
-    assert "还不是任何企业的成员" in wx.text("o_stranger", "证照").text
+    assert "还不是任何企业的成员" in wx.slow("o_stranger", "证照", run_jobs)

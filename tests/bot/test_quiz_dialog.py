@@ -44,7 +44,7 @@ def _points(db, person_id: int) -> int:
     )
 
 
-def test_grid_worker_completes_daily_practice_over_wechat_safe_mode(wx, db, bound_worker):
+def test_grid_worker_completes_daily_practice_over_wechat_safe_mode(wx, db, bound_worker, run_jobs):
     actor, code = bound_worker
     assert "绑定成功" in wx.text("o_worker", f"绑定 {code}").text
     first = wx.text("o_worker", "每日一练")
@@ -62,7 +62,7 @@ def test_grid_worker_completes_daily_practice_over_wechat_safe_mode(wx, db, boun
     assert _points(db, actor.person_id) == 4
     mine = wx.text("o_worker", "积分").text
     assert "累计积分：4" in mine and "4/5" in mine
-    board = wx.text("o_worker", "排行").text
+    board = wx.slow("o_worker", "排行", run_jobs)  # a slow command: answered by a job
     assert "第 1/" in board and "社区" in board and "街道" in board
     assert "1. " in board and " 4 分" in board
     assert "今天的练习已经完成" in wx.text("o_worker", "每日一练").text
@@ -129,3 +129,15 @@ def test_question_answered_in_the_form_meanwhile_moves_the_chat_on(wx, db, bound
     text = wx.text("o_form", "A").text
     assert "已在小程序中作答" in text and "第 2/5 题" in text
     assert _points(db, actor.person_id) == 1
+
+
+def test_the_slow_ranking_over_dingtalk_answers_empty_and_then_by_work_notification(
+    dt, db, platforms, bound_worker, run_jobs
+):
+    _actor, code = bound_worker
+    assert "绑定成功" in dt.text("staff_rank", f"绑定 {code}").text
+    res = dt.text("staff_rank", "排行")
+    assert res.status == 200 and res.body == {}
+    run_jobs()
+    (sent,) = [m for m in platforms[1].delivered if m["userid"] == "staff_rank"]
+    assert "积分排行" in sent["msg"]["text"]["content"]
