@@ -323,8 +323,14 @@ def graded_attempt(done: list[Attempt], method: Grading) -> Attempt | None:
 
 def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
     """The attempt as its worker sees it. Answers and explanations appear only once the
-    attempt is finished; before that, options are shown shuffled and relabelled."""
+    attempt is finished; before that, options are shown shuffled and relabelled. For a
+    competition, per-question results wait for the end of the window (``results_at``;
+    the worker's own totals are shown, as on the leaderboard)."""
     done = attempt.status in FINISHED
+    results_at = None
+    if attempt.competition_id is not None:
+        results_at = results_time(session, attempt)
+    shown = done and (results_at is None or now >= results_at)
     qs = {
         q.id: q
         for q in session.scalars(
@@ -346,7 +352,7 @@ def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
             "response": item.response,
             "certainty": item.certainty,
         }
-        if done:
+        if shown:
             entry["result"] = {
                 "correct": item.correct,
                 "marks": item.marks,
@@ -373,4 +379,15 @@ def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
             "correct": attempt.correct,
             "elapsed_ms": attempt.elapsed_ms,
         }
+    if results_at is not None:
+        out["results_at"] = results_at.isoformat()
     return out
+
+
+def results_time(session: Session, attempt: Attempt) -> datetime:
+    """When a competition attempt's per-question results are shown: the end of the window
+    plus the paper's grace (the last moment anyone's submit can still be accepted)."""
+    comp = session.get(Competition, attempt.competition_id)
+    paper = get_paper(session, attempt.paper_id)
+    assert comp is not None
+    return comp.ends_at + timedelta(seconds=paper.grace_seconds)

@@ -122,7 +122,14 @@ def build_sheet(session: Session, attempt: Attempt) -> dict[str, Any]:
     qids, vids = [i.question_id for i in items], [i.version_id for i in items]
     qs = {q.id: q for q in session.scalars(select(Question).where(Question.id.in_(qids)))}
     vs = {v.id: v for v in session.scalars(select(QuestionVersion).where(QuestionVersion.id.in_(vids)))}
+    reveal: dict[str, Any] = {}
+    if attempt.competition_id is not None:  # per-question results wait for the window's end
+        from services.quiz.attempts import results_time
+
+        at = results_time(session, attempt)
+        reveal = {"results_at": at.isoformat(), "results_ms": _ms(at)}
     return {
+        **reveal,
         "id": attempt.id,
         "person": attempt.person_id,
         "paper": attempt.paper_id,
@@ -295,13 +302,16 @@ def _labels(order: list[list[str]]) -> list[str]:
 
 
 def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetime) -> dict[str, Any]:
-    """The finished attempt as ``attempts.view`` shows it, computed from the sheet."""
+    """The finished attempt as ``attempts.view`` shows it, computed from the sheet (a
+    competition's per-question results are left out until ``results_at``; a sheet cached
+    before that rule hides them as well)."""
     deadline = datetime.fromisoformat(sheet["deadline"])
     started = datetime.fromisoformat(sheet["started"])
     marks = max_marks = 0.0
     answered = correct = 0
     items = []
     cbm = sheet["cbm"]
+    shown = not sheet["comp"] or _ms(now) >= sheet.get("results_ms", 2**62)
     for it in sheet["items"]:
         response, certainty = final.get(it["pos"], [None, None])
         max_marks += grading.max_marks(it["keys"], cbm)
@@ -312,21 +322,16 @@ def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetim
             answered += 1
             correct += ok
             marks += item_marks
-        items.append(
-            {
-                "position": it["pos"],
-                "question": it["q"],
-                "response": response,
-                "certainty": certainty,
-                "result": {
-                    "correct": ok,
-                    "marks": item_marks,
-                    "correct_answer": correct_labels,
-                    "explanation": it["expl"],
-                },
+        item = {"position": it["pos"], "question": it["q"], "response": response, "certainty": certainty}
+        if shown:
+            item["result"] = {
+                "correct": ok,
+                "marks": item_marks,
+                "correct_answer": correct_labels,
+                "explanation": it["expl"],
             }
-        )
-    return {
+        items.append(item)
+    out = {
         "attempt_id": sheet["id"],
         "paper_id": sheet["paper"],
         "competition_id": sheet["comp"],
@@ -344,6 +349,9 @@ def graded_view(sheet: dict[str, Any], final: dict[int, list[Any]], now: datetim
             "elapsed_ms": int((min(now, deadline) - started).total_seconds() * 1000),
         },
     }
+    if sheet["comp"] and "results_at" in sheet:
+        out["results_at"] = sheet["results_at"]
+    return out
 
 
 def claim_overdue(r: Any, attempt_id: int) -> bool:

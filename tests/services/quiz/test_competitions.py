@@ -200,3 +200,16 @@ def test_a_paper_already_taken_as_a_plain_test_cannot_become_a_competition(db, e
     with pytest.raises(ValidationFailed) as exc:
         competitions.create(db, t, spec)
     assert "paper_id" in exc.value.fields
+
+
+def test_answers_of_a_competition_attempt_are_shown_only_after_the_window(db, env):
+    c = env["comp"]
+    w = worker(db, env["tree"]["grid"])
+    aid = play(db, w, c, NOW, 60, 6)
+    row = db.get(Attempt, aid)
+    grace = timedelta(seconds=attempts.get_paper(db, c.paper_id).grace_seconds)
+    during = attempts.view(db, row, c.ends_at + grace - timedelta(seconds=1))
+    assert all("result" not in i for i in during["items"]) and during["summary"]["correct"] == 6
+    assert during["results_at"] == (c.ends_at + grace).isoformat()
+    after = attempts.view(db, row, c.ends_at + grace)
+    assert all(i["result"]["correct_answer"] and "explanation" in i["result"] for i in after["items"])
