@@ -18,6 +18,15 @@ if TYPE_CHECKING:
 Handler = Callable[["Turn", str], "Reply"]
 
 CANCEL_WORDS = frozenset({"取消", "退出", "cancel", "q"})
+#: end punctuation people (and speech recognition) add to a typed word: "帮助？", "每日一练。"
+TRAILING = "。．.，,！!？?~～、；;：:…"
+
+
+def plain(text: str) -> str:
+    """The text without surrounding space and trailing punctuation ("？" alone stays)."""
+    text = text.strip()
+    bare = text.rstrip(TRAILING).rstrip()
+    return bare or text
 
 
 @dataclass(frozen=True)
@@ -131,13 +140,13 @@ def route(turn: Turn) -> Reply:
     text = msg.text.strip()
     if not text:
         return common.help_reply(turn, unknown=True)
-    if text.lower() in CANCEL_WORDS:
-        return common.cancel(turn, text)
+    if plain(text).lower() in CANCEL_WORDS:
+        return common.cancel(turn, plain(text))
     if turn.flow in _FLOWS:
         return _FLOWS[turn.flow](turn, text)
     if turn.flow:  # a flow whose dialog is gone (deploy): drop it
         turn.end_flow()
-    found = find(text)
+    found = find(plain(text))
     if found is None:
         return common.help_reply(turn, unknown=True)
     return run(turn, *found)

@@ -81,7 +81,8 @@ def cancel(turn: Turn, word: str) -> Reply:
     if not turn.flow:
         return Reply(text="当前没有进行中的操作。发送“帮助”查看您可以使用的功能。")
     turn.end_flow()
-    return Reply(text=f"已{word}当前操作。发送“帮助”查看您可以使用的功能。")
+    verb = "退出" if word == "退出" else "取消"  # "cancel", "q": the same in Chinese
+    return Reply(text=f"已{verb}当前操作。发送“帮助”查看您可以使用的功能。")
 
 
 @command("帮助", summary="查看可用功能", menu_key="HELP", aliases=("help", "?", "？", "菜单"))

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import pytest
 from sqlalchemy import select
 
 from bot.engine import Message, handle
@@ -221,3 +222,18 @@ def test_a_slow_command_is_answered_success_at_once_and_its_job_answers_once(
     run_jobs()
     assert calls == [("本月", True)]  # once, in its job (inline jobs run it right after the commit)
     assert wx.sent_texts("o_report") == ["报表：本月"]
+
+
+@pytest.mark.parametrize("typed", ["帮助？", "帮助。", "帮助!", " 帮助… "])
+def test_a_command_with_trailing_punctuation_is_understood(wx, typed):
+    assert "没看懂" not in wx.text("o_punct", typed).text
+    assert "您可以发送" in wx.text("o_punct", typed).text
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"), [("cancel", "已取消"), ("Q", "已取消"), ("退出。", "已退出"), ("取消！", "已取消")]
+)
+def test_cancel_words_answer_in_chinese_whatever_was_typed(wx, typed, said):
+    assert "请发送绑定码" in wx.text("o_cancel_word", "绑定").text
+    reply = wx.text("o_cancel_word", typed).text
+    assert reply.startswith(said + "当前操作")
