@@ -9,11 +9,12 @@ from pydantic import AwareDatetime, Field
 
 from core.api import Ctx
 from core.pagination import PageQuery
-from core.validation import Model
+from core.validation import DbId, Model
 from miniapp_api.passes import bp, decode_cursor, encode_cursor, kek
 from miniapp_api.passes.citizen import application_out
 from miniapp_api.passes.schemas import SinceQuery
 from services.passes import dashboard, events, issuance, lists, review
+from services.passes.rules import EVENT_POLICY_BOUNDS
 
 OFFICER = ("officer",)
 
@@ -26,12 +27,26 @@ class ZoneIn(Model):
     max_inside: int | None = Field(None, ge=0)
 
 
+def _bounded(name: str, description: str):
+    low, high = EVENT_POLICY_BOUNDS[name]
+    return Field(None, ge=low, le=high, description=f"{description}（{low}–{high}）")
+
+
+class PolicyIn(Model):
+    """Overrides of the default rule parameters (services.passes.rules.RULE_SET)."""
+
+    min_age: int | None = _bounded("min_age", "最小年龄")
+    max_age: int | None = _bounded("max_age", "最大年龄")
+    min_lead_hours: int | None = _bounded("min_lead_hours", "至少提前办理的小时数")
+    max_lead_days: int | None = _bounded("max_lead_days", "最多提前办理的天数")
+
+
 class EventIn(Model):
     name: str = Field(min_length=1, max_length=200)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     zones: list[ZoneIn] = Field(min_length=1, max_length=9)
-    policy: dict[str, int] = Field(default_factory=dict, description="覆盖默认规则参数，如 min_lead_hours")
+    policy: PolicyIn = Field(default_factory=PolicyIn, description="覆盖默认规则参数，如 min_lead_hours")
 
 
 class GateIn(Model):
@@ -58,7 +73,7 @@ class RevokeIn(Model):
 
 
 class WatchIn(Model):
-    event_id: int | None = None
+    event_id: DbId | None = None
     reason: str = Field(min_length=1, max_length=200)
     severity: Literal["reject", "alert"]
     id_number: str | None = Field(None, max_length=32)
@@ -99,7 +114,7 @@ def create_event(ctx: Ctx) -> dict:
         ends_at=b.ends_at,
         zones=zones,
         kek=kek(ctx),
-        policy=b.policy,
+        policy=b.policy.model_dump(exclude_none=True),
     )
     ctx.session.refresh(event)
     return _event_out(event)

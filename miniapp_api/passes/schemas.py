@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from core.validation import Model, Out
+from core.validation import MAX_ID, Model, Out
 from services.passes.rules import GATE_DETAILS, GATE_REASONS
 
 #: Every gate reason code (a Literal, so the OpenAPI schema enumerates them).
@@ -123,4 +123,4 @@ class OfflineUploadIn(Model):
 
 
 class SinceQuery(Model):
-    since: int | None = Field(None, ge=0, description="上次同步的吊销列表版本号")
+    since: int | None = Field(None, ge=0, le=MAX_ID, description="上次同步的吊销列表版本号")

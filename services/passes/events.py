@@ -18,7 +18,7 @@ from core.pii import FieldCipher
 from models.identity import Person, Role, RoleGrant
 from models.passes import Event, Gate, GateDirection, Zone
 from services import keys
-from services.passes.rules import EVENT_POLICY_KEYS
+from services.passes.rules import EVENT_POLICY_BOUNDS, EVENT_POLICY_KEYS, RULE_SET
 
 
 def key_scope(event_id: int) -> str:
@@ -69,11 +69,7 @@ def create_event(
     require_role(actor, Role.officer)
     if ends_at <= starts_at:
         raise ValidationFailed(fields={"ends_at": "结束时间必须晚于开始时间"})
-    unknown = set(policy or {}) - EVENT_POLICY_KEYS
-    if unknown:
-        raise ValidationFailed(fields={"policy": f"不支持的规则参数：{', '.join(sorted(unknown))}"})
-    if any(v < 0 for v in (policy or {}).values()):
-        raise ValidationFailed(fields={"policy": "规则参数不能为负数"})
+    check_policy(policy or {})
     rings = sorted(z.ring for z in zones)
     if not zones or rings != list(range(1, len(zones) + 1)):
         raise ValidationFailed(fields={"zones": "区域层级应从 1（最外层）开始连续编号"})
@@ -95,6 +91,21 @@ def create_event(
     keys.signing_ring(session, key_scope(event.id), kek)
     session.flush()
     return event
+
+
+def check_policy(policy: dict) -> None:
+    """Each override is a known key with an integer inside its range (see
+    ``rules.EVENT_POLICY_BOUNDS``), and the age range is not empty."""
+    for name, value in policy.items():
+        field = f"policy.{name}"
+        if name not in EVENT_POLICY_KEYS:
+            raise ValidationFailed(fields={field: "不支持的规则参数"})
+        low, high = EVENT_POLICY_BOUNDS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValidationFailed(fields={field: f"应为 {low} 到 {high} 之间的整数"})
+    merged = {**RULE_SET, **policy}
+    if merged["min_age"] > merged["max_age"]:
+        raise ValidationFailed(fields={"policy.max_age": "最大年龄不能小于最小年龄"})
 
 
 def add_gate(

@@ -25,6 +25,7 @@ from models.passes import (
     Alert,
     AlertStatus,
     Application,
+    Event,
     PassCredential,
     PassStatus,
     TrustEntry,
@@ -62,6 +63,10 @@ def add_watch_entry(
     """Add an entry, then re-screen trust entries and watched passes (see module doc)."""
     require_role(actor, "officer")
     now = now or utcnow()
+    if event_id is not None and session.get(Event, event_id) is None:
+        raise ValidationFailed("活动不存在", code="event_not_found", fields={"event_id": "活动不存在"})
+    if valid_until is not None and valid_until <= now:
+        raise ValidationFailed(fields={"valid_until": "有效期须晚于当前时间"})
     subject, hint = None, None
     try:
         if id_number:
@@ -189,8 +194,6 @@ def watched_pass_ids(session: Session, event_id: int, now: datetime) -> list[int
 
 def rescreen(session: Session, event_id: int | None, *, now: datetime) -> None:
     """End trust entries a current watch entry contradicts; republish watched passes."""
-    from models.passes import Event
-
     events = [event_id] if event_id is not None else list(session.scalars(select(Event.id)))
     for eid in events:
         for trust in session.scalars(

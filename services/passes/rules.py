@@ -27,8 +27,14 @@ RULE_SET: dict = {
     "scan_leeway_seconds": 60,
 }
 
-#: Keys an event's ``policy`` may override.
-EVENT_POLICY_KEYS = frozenset({"min_age", "max_age", "min_lead_hours", "max_lead_days"})
+#: Keys an event's ``policy`` may override, with their allowed range (inclusive).
+EVENT_POLICY_BOUNDS: dict[str, tuple[int, int]] = {
+    "min_age": (0, 120),
+    "max_age": (0, 150),
+    "min_lead_hours": (0, 30 * 24),
+    "max_lead_days": (0, 366),
+}
+EVENT_POLICY_KEYS = frozenset(EVENT_POLICY_BOUNDS)
 
 #: Application rules in evaluation order: code -> Chinese explanation of a failure.
 APPLICATION_RULES: dict[str, str] = {

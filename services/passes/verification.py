@@ -20,11 +20,24 @@ from sqlalchemy.orm import Session
 from core.validators import InvalidValue, age_on, normalize_plate, normalize_resident_id
 from models.passes import Application, ApplicationKind, ApplicationStatus, Event, RuleResult, Zone
 from services.passes import lists
-from services.passes.rules import CITIZEN_OUTCOMES, CITIZEN_VISIBLE_RULES, RULE_REASONS, RULE_SET
+from services.passes.rules import (
+    CITIZEN_OUTCOMES,
+    CITIZEN_VISIBLE_RULES,
+    EVENT_POLICY_BOUNDS,
+    RULE_REASONS,
+    RULE_SET,
+)
 
 
 def policy(event: Event) -> dict:
-    return {**RULE_SET, **(event.policy or {})}
+    """The rule set with the event's overrides, each clamped into its allowed range (an
+    event stored before the ranges were enforced still judges applications)."""
+    out = dict(RULE_SET)
+    for name, value in (event.policy or {}).items():
+        if name in EVENT_POLICY_BOUNDS and isinstance(value, int) and not isinstance(value, bool):
+            low, high = EVENT_POLICY_BOUNDS[name]
+            out[name] = min(max(value, low), high)
+    return out
 
 
 @dataclass

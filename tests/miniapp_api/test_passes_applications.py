@@ -313,7 +313,7 @@ def test_event_policy_accepts_only_known_parameters(db, world, client):
         "policy": {"nonce_ttl_seconds": 1},
     }
     resp = officer.post("/passes/events", body)
-    assert resp.status_code == 422 and "policy" in resp.get_json()["error"]["fields"]
+    assert resp.status_code == 422 and "policy.nonce_ttl_seconds" in resp.get_json()["error"]["fields"]
     resp = officer.post("/passes/events", {**body, "policy": {"min_lead_hours": 0}})
     assert resp.status_code == 201, resp.get_json()
     assert [z["name"] for z in resp.get_json()["data"]["zones"]] == ["外围区"]
