@@ -40,12 +40,14 @@ class Command:
     takes_args: bool
     order: int
     slow: bool = False  # answered by a job through the customer-service API (bot.jobs.run_command)
+    public: bool = False  # usable in a group chat (nothing personal in its answers)
 
 
 _COMMANDS: dict[str, Command] = {}
 _WORDS: dict[str, Command] = {}
 _MENU: dict[str, Command] = {}
 _FLOWS: dict[str, Handler] = {}
+_PUBLIC_FLOWS: set[str] = set()
 _EVENTS: dict[str, Handler] = {}
 
 
@@ -58,13 +60,16 @@ def command(
     aliases: tuple[str, ...] = (),
     takes_args: bool = False,
     slow: bool = False,
+    public: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register a command. ``slow``: its work may take longer than the passive-reply
     budget, so the message is answered ``success`` at once and a job runs the command
-    and sends its answer (WeChat customer-service message, DingTalk work notification)."""
+    and sends its answer (WeChat customer-service message, DingTalk work notification).
+    ``public``: also answered in a group chat; the others ask for a private chat there,
+    since their answers (points, passes, credentials, binding codes) are personal."""
 
     def register(func: Handler) -> Handler:
-        cmd = Command(name, func, summary, roles, menu_key, aliases, takes_args, len(_COMMANDS), slow)
+        cmd = Command(name, func, summary, roles, menu_key, aliases, takes_args, len(_COMMANDS), slow, public)
         _COMMANDS[name] = cmd
         for word in (name, *aliases):
             _WORDS[word.lower()] = cmd
@@ -75,9 +80,13 @@ def command(
     return register
 
 
-def flow(name: str) -> Callable[[Handler], Handler]:
+def flow(name: str, *, public: bool = False) -> Callable[[Handler], Handler]:
+    """A multi-step dialog; only ``public`` ones take messages from a group chat."""
+
     def register(func: Handler) -> Handler:
         _FLOWS[name] = func
+        if public:
+            _PUBLIC_FLOWS.add(name)
         return func
 
     return register
@@ -142,9 +151,9 @@ def route(turn: Turn) -> Reply:
         return common.help_reply(turn, unknown=True)
     if plain(text).lower() in CANCEL_WORDS:
         return common.cancel(turn, plain(text))
-    if turn.flow in _FLOWS:
+    if turn.flow in _FLOWS and (not msg.group or turn.flow in _PUBLIC_FLOWS):
         return _FLOWS[turn.flow](turn, text)
-    if turn.flow:  # a flow whose dialog is gone (deploy): drop it
+    if turn.flow and turn.flow not in _FLOWS:  # a flow whose dialog is gone (deploy): drop it
         turn.end_flow()
     found = find(plain(text))
     if found is None:
@@ -160,6 +169,8 @@ def named(name: str) -> Command | None:
 def run(turn: Turn, cmd: Command, args: str) -> Reply:
     from bot.dialogs import common
 
+    if turn.msg.group and not cmd.public:
+        return common.private_only(cmd)
     if cmd.roles is not None and not turn.has_role(*cmd.roles):
         return common.not_allowed(turn, cmd)
     if cmd.slow and not turn.in_job:

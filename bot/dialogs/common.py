@@ -77,6 +77,10 @@ def not_allowed(turn: Turn, cmd: Command) -> Reply:
     return Reply(text=f"“{cmd.name}”仅对{who}开放。发送“帮助”查看您可以使用的功能。")
 
 
+def private_only(cmd: Command) -> Reply:
+    return Reply(text=f"“{cmd.name}”涉及个人信息，请在与机器人的单聊中使用。")
+
+
 def cancel(turn: Turn, word: str) -> Reply:
     if not turn.flow:
         return Reply(text="当前没有进行中的操作。发送“帮助”查看您可以使用的功能。")
@@ -85,7 +89,7 @@ def cancel(turn: Turn, word: str) -> Reply:
     return Reply(text=f"已{verb}当前操作。发送“帮助”查看您可以使用的功能。")
 
 
-@command("帮助", summary="查看可用功能", menu_key="HELP", aliases=("help", "?", "？", "菜单"))
+@command("帮助", summary="查看可用功能", menu_key="HELP", aliases=("help", "?", "？", "菜单"), public=True)
 def help_command(turn: Turn, _args: str) -> Reply:
     return help_reply(turn)
 
@@ -123,7 +127,7 @@ def _bind(turn: Turn, code: str) -> Reply:
     return Reply(text=f"绑定成功，{person.name}。发送“帮助”查看您可以使用的功能。")
 
 
-@command("查验", summary="查验通行证或许可证编号是否有效", menu_key="VERIFY", takes_args=True)
+@command("查验", summary="查验通行证或许可证编号是否有效", menu_key="VERIFY", takes_args=True, public=True)
 def verify_command(turn: Turn, args: str) -> Reply:
     if not args:
         turn.start_flow("verify")
@@ -131,7 +135,7 @@ def verify_command(turn: Turn, args: str) -> Reply:
     return _verify(turn, args)
 
 
-@flow("verify")
+@flow("verify", public=True)
 def verify_flow(turn: Turn, text: str) -> Reply:
     if not NUMBER_RE.match(text):
         return Reply(text="编号格式不对：应为字母、数字或“-”。请重新发送，或发送“取消”退出。")
@@ -152,7 +156,7 @@ def _verify(turn: Turn, number: str) -> Reply:
     return Reply(text=f"未找到编号为 {number} 的通行证或许可证，请核对后重试。")
 
 
-@command("取消", summary="退出当前操作", aliases=("退出",))
+@command("取消", summary="退出当前操作", aliases=("退出",), public=True)
 def cancel_command(turn: Turn, args: str) -> Reply:
     return cancel(turn, "取消")
 

@@ -137,3 +137,17 @@ def test_fields_of_the_wrong_type_read_as_no_text_and_get_help(dt, shape):
     res = dt.post(payload)
     assert res.status == 200
     assert "没看懂" in res.text or "您可以发送" in res.text
+
+
+@pytest.mark.parametrize("typed", ["积分", "每日一练", "我的通行证", "证照", "绑定 AB12CD34"])
+def test_personal_commands_in_a_group_ask_for_a_private_chat(dt, app, db, typed):
+    res = dt.text("staff13", typed, group=True, at=True)
+    assert res.status == 200 and "请在与机器人的单聊中使用" in res.text
+    assert res.body["at"]["atUserIds"] == ["staff13"]
+
+
+def test_a_private_flow_is_not_fed_by_group_messages(dt):
+    assert "请发送绑定码" in dt.text("staff14", "绑定").text  # 1:1: the binding flow starts
+    in_group = dt.text("staff14", "帮助", group=True, at=True)
+    assert "您可以发送" in in_group.text  # answered as help, not taken as a binding code
+    assert "绑定码格式不对" in dt.text("staff14", "XYZ").text  # back in 1:1 the flow is still there
