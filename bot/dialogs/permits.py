@@ -1,5 +1,6 @@
-"""Enterprise dialogs for e-permits (services.permits): 证照 (credentials expiring soon and
-open warnings of the member's enterprises), and the permit side of 查验 (public fields)."""
+"""Enterprise dialogs for e-permits (services.permits): 证照 (credentials and permits
+expiring soon and open warnings of the member's enterprises), and the permit side of 查验
+(public fields)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ KIND = {
 }
 WARNING_STATUS = {"assigned": "待签收", "acknowledged": "已签收", "handled": "已处置"}
 PERMIT_STATUS = {"valid": "有效", "expired": "已失效", "revoked": "已撤销"}
+PURPOSE = {"purchase": "购买", "transport": "运输"}
 
 
 def _enterprises(turn: Turn) -> list[Any]:
@@ -40,6 +42,30 @@ def _enterprises(turn: Turn) -> list[Any]:
         .distinct()
     )
     return list(rows)
+
+
+def _expiring_permits(session: Session, enterprise_id: int, today: Any) -> list[Any]:
+    """The enterprise's usable permits whose validity ends within the horizon."""
+    from models.permits.applications import Permit, PermitStatus
+
+    horizon = today + timedelta(days=EXPIRY_HORIZON_DAYS)
+    return list(
+        session.scalars(
+            select(Permit)
+            .where(
+                Permit.enterprise_id == enterprise_id,
+                Permit.status.in_([PermitStatus.valid, PermitStatus.flagged]),
+                Permit.valid_until >= today,
+                Permit.valid_until <= horizon,
+            )
+            .order_by(Permit.valid_until, Permit.id)
+            .limit(MAX_LINES)
+        )
+    )
+
+
+def _when(days: int) -> str:
+    return f"已过期 {-days} 天" if days < 0 else ("今天到期" if days == 0 else f"{days} 天后到期")
 
 
 def _expiring(session: Session, enterprise_id: int, today: Any) -> list[Any]:
@@ -84,11 +110,14 @@ def credentials_overview(turn: Turn, _args: str) -> Reply:
         lines.append(f"【{ent.name}】")
         creds = _expiring(turn.session, ent.id, today)
         for c in creds:
-            days = (c.valid_until - today).days
-            when = f"已过期 {-days} 天" if days < 0 else ("今天到期" if days == 0 else f"{days} 天后到期")
+            when = _when((c.valid_until - today).days)
             lines.append(f"· {KIND.get(c.kind.value, c.kind.value)} {c.number}：{when}（{c.valid_until}）")
-        if not creds:
-            lines.append(f"· {EXPIRY_HORIZON_DAYS} 天内没有到期的证照")
+        permits = _expiring_permits(turn.session, ent.id, today)
+        for p in permits:
+            label = f"{PURPOSE.get(p.purpose.value, p.purpose.value)}许可证明 {p.number}"
+            lines.append(f"· {label}：{_when((p.valid_until - today).days)}（{p.valid_until}）")
+        if not creds and not permits:
+            lines.append(f"· {EXPIRY_HORIZON_DAYS} 天内没有到期的证照和许可证明")
         open_warnings = [
             w for w in warnings.list_for(turn.session, actor, ent.id) if w.status.value != "closed"
         ]

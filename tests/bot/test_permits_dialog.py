@@ -70,3 +70,16 @@ def test_non_member_is_told_to_get_invited(wx, db, world, run_jobs):
     stranger = make_person(db, "enterprise", name="路人")
     _bind(wx, db, stranger, "o_stranger")
     assert "还不是任何企业的成员" in wx.slow("o_stranger", "证照", run_jobs)
+
+
+def test_a_permit_expiring_soon_is_listed_with_the_credentials(wx, db, world, run_jobs):
+    permit = purchase(db, world)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    permit.valid_until = today + timedelta(days=3)
+    db.flush()
+    _bind(wx, db, world.buyer_mgr, "o_buyer")
+    text = wx.slow("o_buyer", "证照", run_jobs)
+    assert f"购买许可证明 {permit.number}：3 天后到期" in text
+    permit.valid_until = today + timedelta(days=60)  # outside the 30-day horizon
+    db.flush()
+    assert permit.number not in wx.slow("o_buyer", "证照", run_jobs)
