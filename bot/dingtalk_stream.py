@@ -7,7 +7,8 @@ to the endpoint it is given) and receives robot messages on the topic
 ``/v1.0/im/bot/messages/get``. Each message is the same JSON the HTTP callback gets, so
 it goes through the same ``bot.dingtalk.to_message`` → ``bot.engine.handle`` →
 ``bot.dingtalk.render``; the answer is posted to the message's ``sessionWebhook`` (only
-to DingTalk's own origin), and the frame is acknowledged after that. A redelivered frame
+to DingTalk's own origin; when that fails or has expired, it goes out as a work
+notification job instead), and the frame is acknowledged after that. A redelivered frame
 (same ``msgId``) is acknowledged without a second answer.
 
 Settings: ``DINGTALK_APP_KEY`` / ``DINGTALK_APP_SECRET`` (the robot's app), and
@@ -70,7 +71,24 @@ class RobotHandler(dingtalk_stream.ChatbotHandler):
             body = render(reply, msg)
             if not body:
                 return "silent"
-            return self._post(ext, data, body)
+            outcome = self._post(ext, data, body)
+            if outcome in ("failed", "expired") and reply.text:
+                self._notify_instead(ext, msg, reply.text)
+            return outcome
+
+    def _notify_instead(self, ext: Any, msg: Any, text: str) -> None:
+        """The session webhook did not take the answer: send it as a work notification."""
+        from bot.jobs import enqueue_text
+
+        session = ext.db.sessionmaker()
+        try:
+            enqueue_text(session, msg, text, key=f"stream:{msg.user_key}:{msg.dedup}")
+            ext.commit(session)
+        except Exception:  # logged; the frame is acknowledged either way
+            log.exception("dingtalk stream: could not queue the answer as a work notification")
+            session.rollback()
+        finally:
+            session.close()
 
     def _post(self, ext: Any, data: dict[str, Any], body: dict[str, Any]) -> str:
         url = data.get("sessionWebhook")

@@ -93,3 +93,14 @@ def test_stream_mode_needs_the_apps_key_and_secret(app, monkeypatch):
     monkeypatch.setattr(settings, "dingtalk", dict(settings.dingtalk, app_key=None, app_secret=None))
     with pytest.raises(SystemExit, match="DINGTALK_APP_KEY"):
         dingtalk_stream.make_client(app)
+
+
+def test_an_answer_the_session_webhook_refuses_goes_out_as_a_work_notification(
+    app, client, stream, platforms, run_jobs
+):
+    platforms[1].fail_next("/robot/sendBySession", 310000, "sessionWebhook invalid")
+    payload = _message(app, client, "staff_stream_4", "帮助", "s6")
+    assert stream.wait_ack(stream.push_robot_message(payload))["code"] == 200
+    run_jobs()
+    (sent,) = [m for m in platforms[1].delivered if m["userid"] == "staff_stream_4"]
+    assert "您可以发送" in sent["msg"]["text"]["content"]
