@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.errors import Unavailable, ValidationFailed
-from models.passes import Application, Event, Gate, PassCredential, Zone
+from models.passes import Alert, AlertStatus, Application, Event, Gate, PassCredential, WatchSeverity, Zone
 from services import keys
 from services.passes import checks, hotstate, issuance, lists
 from services.passes.events import gate_for_device, gate_key, key_scope
@@ -44,6 +44,7 @@ REDIS_DOWN = "闸机核验服务暂时不可用，请用同一 nonce 重试，�
 @dataclass
 class GateContext:
     gate_id: int
+    gate_name: str
     event_id: int
     ring: int
     direction: str
@@ -92,6 +93,7 @@ def load_context(session: Session, gate: Gate, kek: bytes) -> GateContext:
     max_inside = zones[gate.ring].max_inside if gate.ring in zones else None
     return GateContext(
         gate_id=gate.id,
+        gate_name=gate.name,
         event_id=event.id,
         ring=gate.ring,
         direction=gate.direction.value,
@@ -188,8 +190,8 @@ def _check(
         # The script either ran whole or not at all, so the same nonce retried later is
         # answered once (the first answer if it did run); nothing else was written.
         raise Unavailable(REDIS_DOWN) from None
-    if reply.startswith(b"Nwatchlist|"):
-        _gate_watch_alert(db(), ctx, pass_id)
+    if reply[:1] == b"A" or reply.startswith(b"Nwatchlist|"):
+        raise_watch_alert(db(), ctx, pass_id, now or utcnow())
     return pass_id, reply
 
 
@@ -272,16 +274,37 @@ def _summary(session: Session, redis, event_id: int, pass_id: int) -> str:
     return summary
 
 
-def _gate_watch_alert(session: Session, ctx: GateContext, pass_id: int | None) -> None:
+def raise_watch_alert(session: Session, ctx: GateContext, pass_id: int | None, now: datetime) -> None:
+    """Alert officers that a watched subject showed a pass at this gate, with the watch
+    entry's own severity (clearing an ``alert`` one trusts the subject). While an alert
+    of this pass at this gate is open, further scans raise no new one."""
     credential = session.get(PassCredential, pass_id) if pass_id else None
-    app = session.get(Application, credential.application_id) if credential else None
+    if credential is None:
+        return
+    open_alert = session.scalar(
+        select(Alert.id).where(
+            Alert.event_id == ctx.event_id,
+            Alert.status == AlertStatus.open,
+            Alert.kind == "watchlist_gate",
+            Alert.pass_id == pass_id,
+            Alert.gate_id == ctx.gate_id,
+        )
+    )
+    if open_alert is not None:
+        return
+    app = session.get(Application, credential.application_id)
+    entry = lists.gate_watch_entry(session, app, now=now)
+    if entry is None:  # the entry ended since the gates' flags were published
+        return
+    what = "拒绝通行" if entry.severity == WatchSeverity.reject else "放行并预警"
     lists.raise_alert(
         session,
         event_id=ctx.event_id,
         kind="watchlist_gate",
-        severity="reject",
-        message=f"关注名单人员/车辆在闸机 {ctx.gate_id} 出示通行证 {pass_id}",
-        subject_index=app.subject_index if app else None,
+        severity=entry.severity.value,
+        message=f"关注名单（{what}）人员/车辆在闸机「{ctx.gate_name}」出示通行证 {pass_id}：{entry.reason}",
+        subject_index=app.subject_index,
         pass_id=pass_id,
         gate_id=ctx.gate_id,
+        watch_entry_id=entry.id,
     )

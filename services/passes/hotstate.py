@@ -2,8 +2,10 @@
 
 Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster slot):
 
-``flags``  set of ``r<pass>`` (revoked) and ``w<pass>`` (refused with ``watchlist``), plus
-           the layout sentinel: the set is complete once it holds the sentinel
+``flags``  set of ``r<pass>`` (revoked), ``w<pass>`` (refused with ``watchlist``: an exact
+           ``reject`` watch entry) and ``a<pass>`` (let through, officers alerted: an exact
+           ``alert`` entry of an untrusted subject), plus the layout sentinel: the set is
+           complete once it holds the sentinel
 ``rv``     revocation version the ``flags`` set reflects
 ``p:<pass>`` hash, one per pass: ``i`` the masked holder summary shown to the guard, and
            per ring ``<ring>`` -> ``I<ms>`` (inside) or ``O<ms>`` (outside): the
@@ -66,16 +68,18 @@ def pass_key(event_id: int, pass_id: int | str) -> str:
 #: before revocation, direction, occupancy limit ('' none), scan time ms, the stream entry
 #: without its reason, then the rings the scan touches (the gate's, and on exit every
 #: inner ring too). Replies one string: ``S`` (load the flags first), or ``N`` (a new
-#: scan) / ``D`` (a replayed nonce) + ``<reason>|<detail>`` + newline + holder summary.
+#: scan), ``A`` (a new scan of a pass whose holder officers are to be alerted about) or
+#: ``D`` (a replayed nonce), then ``<reason>|<detail>`` + newline + holder summary.
 #: Everything is decided from reads first; the nonce is then claimed, and only a new
 #: scan writes (a replay of a revoked pass answers, and is logged as, ``revoked``).
 SCAN_LUA = """
-local pid, revoked, info, st, write = ARGV[2], false, '', nil, nil
+local pid, revoked, info, st, write, new = ARGV[2], false, '', nil, nil, 'N'
 local reason = ARGV[3]
 if pid ~= '' then
-  local f = redis.call('SMISMEMBER', KEYS[2], 'r' .. pid, 'w' .. pid, '@SENTINEL@')
-  if f[3] == 0 then return 'S' end
+  local f = redis.call('SMISMEMBER', KEYS[2], 'r' .. pid, 'w' .. pid, 'a' .. pid, '@SENTINEL@')
+  if f[4] == 0 then return 'S' end
   revoked = f[1] == 1
+  if f[3] == 1 and not revoked then new = 'A' end
   st = redis.call('HMGET', KEYS[3], 'i', unpack(ARGV, 9))
   info = st[1] or ''
   if revoked then
@@ -114,7 +118,7 @@ elseif write == 'out' then
   redis.call('HSET', KEYS[3], unpack(fields))
 end
 redis.call('XADD', KEYS[5], '*', 'e', ARGV[8] .. reason)
-return 'N' .. answer .. '\\n' .. info
+return new .. answer .. '\\n' .. info
 """.replace("@SENTINEL@", SENTINEL)
 
 #: Offline passages (already happened) applied to the inside/outside state: each one
@@ -214,11 +218,12 @@ def run_scan(
     ttl: int,
 ) -> list[str]:
     """:meth:`GateScan.run` for one scan, the reply as ``[status, answer, summary]`` with
-    status ``new``, ``dup`` or ``sync`` (tools and tests)."""
+    status ``new``, ``alert`` (new, officers to be alerted), ``dup`` or ``sync`` (tools
+    and tests)."""
     plan = GateScan(event_id, gate_id, ring, max_ring, max_inside, ttl)
     reply = plan.run(redis, nonce, pass_id, verdict, detail, direction, scanned_at_ms)
     reply = reply.decode() if isinstance(reply, bytes) else reply
-    status = {"N": "new", "D": "dup", "S": "sync"}[reply[0]]
+    status = {"N": "new", "A": "alert", "D": "dup", "S": "sync"}[reply[0]]
     return [status] if status == "sync" else [status, *reply[1:].split("\n", 1)]
 
 
@@ -279,21 +284,33 @@ def after_commit_revoked(session: Session, event_id: int, pass_id: int, version:
     on_commit(session, publish)
 
 
-#: KEYS: flags; ARGV: the watched pass ids. Replaces the ``w`` members of a loaded set.
+#: KEYS: flags; ARGV: the new ``w``/``a`` members. Replaces the ``w`` and ``a`` members
+#: of a loaded set (an unloaded one gets them at its sync).
 WATCHED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if string.sub(m, 1, 1) == 'w' then redis.call('SREM', KEYS[1], m) end
+  local t = string.sub(m, 1, 1)
+  if t == 'w' or t == 'a' then redis.call('SREM', KEYS[1], m) end
 end
-for i = 1, #ARGV do redis.call('SADD', KEYS[1], 'w' .. ARGV[i]) end
+for i = 1, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
 return 1
 """
 
 
-def after_commit_replace_watched(session: Session, event_id: int, pass_ids: Iterable[int]) -> None:
-    """Publish the watched passes; a set not loaded yet gets them at its sync."""
-    members = [str(p) for p in pass_ids]
-    on_commit(session, lambda redis: redis.eval(WATCHED_LUA, 1, key(event_id, "flags"), *members))
+def watch_members(refused: Iterable[int], alerted: Iterable[int] = ()) -> list[str]:
+    return [f"w{p}" for p in refused] + [f"a{p}" for p in alerted]
+
+
+def replace_watched(redis, event_id: int, refused: Iterable[int], alerted: Iterable[int] = ()) -> None:
+    redis.eval(WATCHED_LUA, 1, key(event_id, "flags"), *watch_members(refused, alerted))
+
+
+def after_commit_replace_watched(
+    session: Session, event_id: int, refused: Iterable[int], alerted: Iterable[int] = ()
+) -> None:
+    """Publish the watched passes once the change commits."""
+    refused, alerted = list(refused), list(alerted)
+    on_commit(session, lambda redis: replace_watched(redis, event_id, refused, alerted))
 
 
 def after_commit_offline(
@@ -324,14 +341,14 @@ def sync_event(redis, session: Session, event_id: int, now) -> int:
 
     from models.passes import Event, Revocation
     from services.passes.hotlayout import migrate
-    from services.passes.lists import watched_pass_ids
+    from services.passes.lists import watch_flags
 
     migrate(redis, event_id)
     version = session.scalar(select(Event.revocation_version).where(Event.id == event_id)) or 0
     revoked = [
         f"r{p}" for p in session.scalars(select(Revocation.pass_id).where(Revocation.event_id == event_id))
     ]
-    watched = [f"w{p}" for p in watched_pass_ids(session, event_id, now)]
+    watched = watch_members(*watch_flags(session, event_id, now))
     _replace_set(redis, key(event_id, "flags"), [SENTINEL, *revoked, *watched])
     redis.set(key(event_id, "rv"), version)
     return version

@@ -6,7 +6,7 @@
 * A trust entry (an officer cleared an alert, or N clean passages) lets the subject skip
   manual review and suppresses (counts) repeat alerts; it never overrides a rejection.
 * Any change to the watch list re-screens the trust list (trust that a new entry
-  contradicts ends) and recomputes the set of watched passes the gates refuse.
+  contradicts ends) and recomputes which passes the gates refuse or alert on.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def raise_alert(session: Session, *, event_id: int, kind: str, severity: str, me
     """An open alert plus an outbox row that pushes it to the event's officers."""
     from core import outbox
 
-    alert = Alert(event_id=event_id, kind=kind, severity=severity, message=message, **refs)
+    alert = Alert(event_id=event_id, kind=kind, severity=severity, message=message[:300], **refs)
     session.add(alert)
     session.flush()
     outbox.add(session, "passes.alert_officers", {"alert_id": alert.id}, dedup_key=f"pass-alert:{alert.id}")
@@ -170,26 +170,46 @@ def alert_application_hits(
         )
 
 
-def watched_pass_ids(session: Session, event_id: int, now: datetime) -> list[int]:
-    """Active passes the gates refuse with ``watchlist``: exact ``reject`` hits always,
-    exact ``alert`` hits unless the subject is trusted."""
+def watch_flags(session: Session, event_id: int, now: datetime) -> tuple[list[int], list[int]]:
+    """(refused, alerted) active passes of watched subjects: an exact ``reject`` entry
+    refuses the pass at the gates (``watchlist``); an exact ``alert`` entry lets it
+    through and alerts officers, unless the subject is trusted (suppressed)."""
     entries = list(session.scalars(_active_watch(event_id, now).where(WatchEntry.subject_index.is_not(None))))
     if not entries:
-        return []
-    subjects = {e.subject_index: e.severity for e in entries}
+        return [], []
+    subjects: dict[str, WatchSeverity] = {}
+    for e in entries:  # the strictest entry of a subject decides
+        if subjects.get(e.subject_index) != WatchSeverity.reject:
+            subjects[e.subject_index] = e.severity
     rows = session.execute(
         select(PassCredential.id, Application.subject_index, Application.id_index, PassCredential.ring)
         .join(Application, Application.id == PassCredential.application_id)
         .where(PassCredential.event_id == event_id, PassCredential.status == PassStatus.active)
         .where(or_(Application.subject_index.in_(subjects), Application.id_index.in_(subjects)))
     ).all()
-    out = []
+    refused, alerted = [], []
     for pass_id, subject, id_index, ring in rows:
-        severity = subjects.get(subject) or subjects.get(id_index)
-        if severity == WatchSeverity.alert and find_trust(session, event_id, subject, ring, now=now):
-            continue
-        out.append(pass_id)
-    return sorted(out)
+        found = {subjects.get(subject), subjects.get(id_index)}
+        if WatchSeverity.reject in found:
+            refused.append(pass_id)
+        elif not find_trust(session, event_id, subject, ring, now=now):
+            alerted.append(pass_id)
+    return sorted(refused), sorted(alerted)
+
+
+def watched_pass_ids(session: Session, event_id: int, now: datetime) -> list[int]:
+    """Active passes the gates refuse with ``watchlist`` (see :func:`watch_flags`)."""
+    return watch_flags(session, event_id, now)[0]
+
+
+def gate_watch_entry(session: Session, app: Application, *, now: datetime) -> WatchEntry | None:
+    """The exact watch entry behind a gate hit on ``app``'s pass: the strictest, newest."""
+    entries = session.scalars(
+        _active_watch(app.event_id, now).where(
+            WatchEntry.subject_index.in_({app.subject_index, app.id_index})
+        )
+    ).all()
+    return max(entries, key=lambda e: (e.severity == WatchSeverity.reject, e.id), default=None)
 
 
 def rescreen(session: Session, event_id: int | None, *, now: datetime) -> None:
@@ -208,7 +228,7 @@ def rescreen(session: Session, event_id: int | None, *, now: datetime) -> None:
                 trust.active = False
                 trust.ended_reason = "watchlist_changed"
         session.flush()
-        hotstate.after_commit_replace_watched(session, eid, watched_pass_ids(session, eid, now))
+        hotstate.after_commit_replace_watched(session, eid, *watch_flags(session, eid, now))
 
 
 def trust_subject(

@@ -96,6 +96,7 @@ def upload(
     ctx = load_context(session, gate, kek)
     report = {"accepted": 0, "duplicates": 0, "refused": 0, "conflicts": [], "revoked_passed": []}
     touched: set[int] = set()
+    watch_refused: set[int] = set()  # passes refused offline with ``watchlist``
     moves: list[tuple[int, int, str, int]] = []  # (pass, ring, direction, ms) for the gate state
     for scan in scans:
         if scan.direction not in ("in", "out") or scan.scanned_at.tzinfo is None:
@@ -127,14 +128,29 @@ def upload(
             reason = server_reason or scan.reason or "invalid"
             if _insert_one(session, ScanRefusal, {**base, "pass_id": pass_id, "reason": reason}):
                 report["refused"] += 1
+                if reason == "watchlist" and pass_id is not None:
+                    watch_refused.add(pass_id)
             else:
                 report["duplicates"] += 1
     session.flush()
     for pass_id in sorted(touched):
         report["conflicts"].extend(_conflicts(session, gate.event_id, pass_id))
+    _watch_alerts(session, ctx, touched | watch_refused, now)
     if moves:
         hotstate.after_commit_offline(session, gate.event_id, ctx.max_ring, moves)
     return report
+
+
+def _watch_alerts(session: Session, ctx, pass_ids: set[int], now: datetime) -> None:
+    """Watched passes among the newly recorded offline scans alert officers as online
+    scans do (an ``alert`` entry's holder passed; a ``reject`` one's was refused)."""
+    from services.passes.gate import raise_watch_alert
+
+    if not pass_ids:
+        return
+    refused, alerted = lists.watch_flags(session, ctx.event_id, now)
+    for pass_id in sorted(pass_ids & (set(refused) | set(alerted))):
+        raise_watch_alert(session, ctx, pass_id, now)
 
 
 def _revoked_through(session: Session, gate: Gate, pass_id: int, scan: OfflineScan, report: dict) -> None:

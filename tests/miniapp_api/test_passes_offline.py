@@ -139,3 +139,26 @@ def test_offline_exit_lets_the_pass_in_again_online_but_an_older_entry_does_not(
     assert stale.scan(issued["token"], nonce="stale-in-01", direction="in", now=earlier)["result"] == "ok"
     assert _upload(device, stale)["accepted"] == 1
     assert scan(citizen, t["outer_in"], issued["token"])["result"] == "ok"
+
+
+def test_watched_passes_in_an_offline_upload_alert_officers_once(app, db, client):
+    world, _citizen, issued = _setup(app, db, client)
+    officer = Api(client, world.officer_token)
+    entry = {
+        "event_id": world.event.id,
+        "reason": "重点人员",
+        "severity": "alert",
+        "id_number": valid_id_number(70),
+    }
+    assert officer.post("/passes/watch-entries", entry).status_code == 201
+    device = Api(client, world.device_tokens["outer_in"])
+    bundle = device.get("/passes/gate/bundle").get_json()["data"]
+    assert bundle["watched_pass_ids"] == []  # an ``alert`` entry does not refuse the pass
+    gate = OfflineGate(bundle)
+    now = datetime.now(UTC)
+    assert gate.scan(issued["token"], nonce="watch-0001", direction="in", now=now)["result"] == "ok"
+    for _ in range(2):
+        report = device.post("/passes/gate/offline-scans", {"scans": gate.pending}).get_json()["data"]
+    assert report["duplicates"] == 1
+    alerts = db.scalars(select(Alert).where(Alert.kind == "watchlist_gate")).all()
+    assert [(a.severity, a.pass_id) for a in alerts] == [("alert", issued["id"])]

@@ -54,14 +54,27 @@ def test_watchlist_after_python_verdicts_and_capacity_at_the_ring(r):
 def test_a_new_watch_list_replaces_only_the_watched_flags_of_a_loaded_set(r):
     flags = hotstate.key(EVENT, "flags")
     r.sadd(flags, "r1", "w2", "w3")
-    r.eval(hotstate.WATCHED_LUA, 1, flags, "3", "4")
-    assert {m.decode() for m in r.smembers(flags)} == {hotstate.SENTINEL, "r1", "w3", "w4"}
+    hotstate.replace_watched(r, EVENT, [3, 4], [5])
+    assert {m.decode() for m in r.smembers(flags)} == {hotstate.SENTINEL, "r1", "w3", "w4", "a5"}
     assert scan(r, "n1", pass_id=1) == ["new", "revoked|"]
     assert scan(r, "n2", pass_id=2) == ["new", "|"]
     assert scan(r, "n4", pass_id=4) == ["new", "watchlist|"]
+    hotstate.replace_watched(r, EVENT, [4], [])
+    assert {m.decode() for m in r.smembers(flags)} == {hotstate.SENTINEL, "r1", "w4"}
     r.delete(flags)
-    r.eval(hotstate.WATCHED_LUA, 1, flags, "5")  # not loaded: the sync loads it all
+    hotstate.replace_watched(r, EVENT, [5])  # not loaded: the sync loads it all
     assert not r.exists(flags)
+
+
+def test_an_alert_flag_lets_the_pass_through_and_marks_the_new_scan(r):
+    r.sadd(hotstate.key(EVENT, "flags"), "a2")
+    assert scan(r, "n1", pass_id=2) == ["alert", "|"]
+    assert scan(r, "n1", pass_id=2) == ["dup", "|"]  # a replay raises nothing again
+    assert scan(r, "n2", pass_id=2) == ["alert", "already_inside|"]
+    assert scan(r, "n3", pass_id=2, direction="out") == ["alert", "|"]
+    r.sadd(hotstate.key(EVENT, "flags"), "r2")
+    assert scan(r, "n4", pass_id=2) == ["new", "revoked|"]
+    assert inside(r) == {"1": 0}
 
 
 def test_script_is_reloaded_after_a_flush(r):
