@@ -28,10 +28,11 @@ from models.quiz import (
     QuestionVersion,
 )
 from services.quiz import bank, cache, grading, intake, points
+from services.quiz.attempt_view import FINISHED, results_time, view  # noqa: F401  (re-exported)
 from services.quiz.config import rules_at
 from services.quiz.papers import check_plain_start, create_paper, draw, get_paper  # noqa: F401
 
-FINISHED = (AttemptStatus.submitted, AttemptStatus.expired)
+EXPIRED_MESSAGE = "作答已截止并按已保存的答案评分，提交未被接受"
 
 
 def start(
@@ -64,7 +65,7 @@ def start(
             if now <= a.deadline_at + timedelta(seconds=paper.grace_seconds):
                 intake.warm_after_commit(session, a)
                 return view(session, a, now)
-            if not _may_close(a):
+            if not may_close(a):
                 raise Conflict("上次作答的提交正在记录，请稍后再试", code="attempt_being_recorded")
             close(session, a, now)
     if competition is None and sum(1 for a in mine if a.competition_id is None) >= paper.attempts_allowed:
@@ -114,6 +115,8 @@ def own_attempt(session: Session, actor: Actor, attempt_id: int, lock: bool = Fa
 
 
 def _open_for_answers(session: Session, attempt: Attempt, now: datetime) -> Paper:
+    if attempt.status == AttemptStatus.expired:
+        raise Conflict(EXPIRED_MESSAGE, code="attempt_deadline_passed")
     if attempt.status != AttemptStatus.in_progress:
         raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
     paper = get_paper(session, attempt.paper_id)
@@ -191,13 +194,13 @@ def close_overdue(session: Session, now: datetime | None = None) -> int:
         select(Attempt).where(Attempt.status == AttemptStatus.in_progress, Attempt.deadline_at < now)
     ):
         paper = get_paper(session, attempt.paper_id)
-        if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds) and _may_close(attempt):
+        if now > attempt.deadline_at + timedelta(seconds=paper.grace_seconds) and may_close(attempt):
             close(session, attempt, now)
             n += 1
     return n
 
 
-def _may_close(attempt: Attempt) -> bool:
+def may_close(attempt: Attempt) -> bool:
     """An overdue attempt may be closed unless a write-behind submit accepted in time is
     still waiting to be recorded (services.quiz.intake); closing also refuses later ones."""
     app = cache.app()
@@ -319,75 +322,3 @@ def graded_attempt(done: list[Attempt], method: Grading) -> Attempt | None:
     if method == Grading.last:
         return done[-1]
     return max(done, key=lambda a: (a.marks, -a.number))
-
-
-def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
-    """The attempt as its worker sees it. Answers and explanations appear only once the
-    attempt is finished; before that, options are shown shuffled and relabelled. For a
-    competition, per-question results wait for the end of the window (``results_at``;
-    the worker's own totals are shown, as on the leaderboard)."""
-    done = attempt.status in FINISHED
-    results_at = None
-    if attempt.competition_id is not None:
-        results_at = results_time(session, attempt)
-    shown = done and (results_at is None or now >= results_at)
-    qs = {
-        q.id: q
-        for q in session.scalars(
-            select(Question).where(Question.id.in_([i.question_id for i in attempt.items]))
-        )
-    }
-    vs = {
-        v.id: v
-        for v in session.scalars(
-            select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
-        )
-    }
-    items = []
-    for item in attempt.items:
-        q, v = qs[item.question_id], vs[item.version_id]
-        entry = {
-            "position": item.position,
-            "question": bank.public_view(q, v, item.option_order),
-            "response": item.response,
-            "certainty": item.certainty,
-        }
-        if shown:
-            entry["result"] = {
-                "correct": item.correct,
-                "marks": item.marks,
-                "correct_answer": grading.relabel(bank.answer_keys(v), item.option_order),
-                "explanation": v.explanation,
-            }
-        items.append(entry)
-    out = {
-        "attempt_id": attempt.id,
-        "paper_id": attempt.paper_id,
-        "competition_id": attempt.competition_id,
-        "status": str(attempt.status),
-        "started_at": attempt.started_at.isoformat(),
-        "deadline_at": attempt.deadline_at.isoformat(),
-        "server_now": now.isoformat(),
-        "seconds_left": max(0, int((attempt.deadline_at - now).total_seconds())),
-        "items": items,
-    }
-    if done:
-        out["summary"] = {
-            "marks": attempt.marks,
-            "max_marks": attempt.max_marks,
-            "answered": attempt.answered,
-            "correct": attempt.correct,
-            "elapsed_ms": attempt.elapsed_ms,
-        }
-    if results_at is not None:
-        out["results_at"] = results_at.isoformat()
-    return out
-
-
-def results_time(session: Session, attempt: Attempt) -> datetime:
-    """When a competition attempt's per-question results are shown: the end of the window
-    plus the paper's grace (the last moment anyone's submit can still be accepted)."""
-    comp = session.get(Competition, attempt.competition_id)
-    paper = get_paper(session, attempt.paper_id)
-    assert comp is not None
-    return comp.ends_at + timedelta(seconds=paper.grace_seconds)

@@ -3,6 +3,7 @@ bracket, freeze before the end, results and percentile points at the end, item s
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from services.quiz import attempts, leaderboard, levels, points
 from services.quiz.config import rules_at
 
 TRAINER = ("trainer",)
+log = logging.getLogger(__name__)
 
 
 def get(session: Session, comp_id: int) -> Competition:
@@ -139,9 +141,12 @@ def board(
 def finalize(
     session: Session, comp_id: int, now: datetime | None = None, actor: Actor | None = None
 ) -> dict[str, Any]:
-    """After the window: grade open attempts from saved answers, publish results, award
-    points by percentile (top 10% 10, top 30% 6, other finishers 3). Idempotent.
-    ``actor`` (a trainer of the competition's unit) is None for the scheduled sweep."""
+    """After the window and its grace period: grade open attempts from saved answers,
+    publish results, award points by percentile (top 10% 10, top 30% 6, other finishers
+    3). Idempotent. ``actor`` (a trainer of the competition's unit) is None for the
+    scheduled sweep. Open attempts are closed through the sweep's claim
+    (``attempts.may_close``): while a submit accepted in time still waits to be recorded,
+    nothing is closed and the call is refused (attempt_being_recorded), to be retried."""
     now = now or utcnow()
     comp = get(session, comp_id)
     if actor is not None:
@@ -150,9 +155,20 @@ def finalize(
         raise Conflict("比武尚未结束", code="competition_not_ended")
     if comp.status == CompetitionStatus.finalized:
         return {"competition_id": comp.id, "ranked": 0, "already": True}
-    for a in session.scalars(
-        select(Attempt).where(Attempt.competition_id == comp.id, Attempt.status == AttemptStatus.in_progress)
-    ):
+    closes = comp.ends_at + timedelta(seconds=attempts.get_paper(session, comp.paper_id).grace_seconds)
+    if now < closes:
+        wait = math.ceil((closes - now).total_seconds())
+        raise Conflict(f"比武刚结束，提交宽限期还剩 {wait} 秒，请稍后再公布成绩", code="competition_in_grace")
+    still_open = list(
+        session.scalars(
+            select(Attempt).where(
+                Attempt.competition_id == comp.id, Attempt.status == AttemptStatus.in_progress
+            )
+        )
+    )
+    if not all([attempts.may_close(a) for a in still_open]):  # claim every one, then decide
+        raise Conflict("还有按时提交的答卷正在记录，请稍后再公布成绩", code="attempt_being_recorded")
+    for a in still_open:
         attempts.close(session, a, now)
     ids = leaderboard.ranked_sql(session, comp, comp.org_unit_id, "all", "live")
     rules = rules_at(comp.ends_at)
@@ -172,7 +188,9 @@ def finalize(
 
 
 def finalize_due(session: Session, now: datetime | None = None) -> list[int]:
-    """Cron: finalise every competition whose window has closed."""
+    """Cron: finalise every competition whose window and grace period have passed; one
+    still in its grace period or with a submit waiting to be recorded waits for the next
+    run. Returns the ids finalised."""
     now = now or utcnow()
     due = list(
         session.scalars(
@@ -182,9 +200,15 @@ def finalize_due(session: Session, now: datetime | None = None) -> list[int]:
             )
         )
     )
+    done = []
     for cid in due:
-        finalize(session, cid, now)
-    return due
+        try:
+            finalize(session, cid, now)  # refuses before writing anything
+        except Conflict as exc:
+            log.info("competition %s not finalised yet: %s", cid, exc.code)
+            continue
+        done.append(cid)
+    return done
 
 
 def item_statistics(session: Session, actor: Actor, comp_id: int) -> list[dict[str, Any]]:

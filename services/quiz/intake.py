@@ -124,7 +124,7 @@ def build_sheet(session: Session, attempt: Attempt) -> dict[str, Any]:
     vs = {v.id: v for v in session.scalars(select(QuestionVersion).where(QuestionVersion.id.in_(vids)))}
     reveal: dict[str, Any] = {}
     if attempt.competition_id is not None:  # per-question results wait for the window's end
-        from services.quiz.attempts import results_time
+        from services.quiz.attempt_view import results_time
 
         at = results_time(session, attempt)
         reveal = {"results_at": at.isoformat(), "results_ms": _ms(at)}
@@ -189,6 +189,10 @@ def _load(ctx: Ctx, r: Any, attempt_id: int) -> dict[str, Any]:
         raise NotFound("作答记录不存在", code="attempt_not_found")
     if attempt.person_id != ctx.me.person_id:
         raise Forbidden("这不是您的作答", code="not_your_attempt")
+    if attempt.status == AttemptStatus.expired:
+        from services.quiz.attempts import EXPIRED_MESSAGE
+
+        raise Conflict(EXPIRED_MESSAGE, code="attempt_deadline_passed")
     if attempt.status != AttemptStatus.in_progress:
         raise Conflict("本次作答已提交，不能重复提交", code="attempt_already_submitted")
     return cache_sheet(r, ctx.session, attempt)

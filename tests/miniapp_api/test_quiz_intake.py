@@ -254,3 +254,38 @@ def test_a_submit_whose_reply_was_lost_after_redis_ran_it_is_accepted_once(db, e
     recording.drain(ext.db, ext.redis)
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(PointEntry)) == 1
+
+
+def test_finalize_records_submits_accepted_in_time_instead_of_expiring_them(db, env):
+    """Redis accepted the submit (it waits in the stream): finalising must not close the
+    attempt as expired under it (the drain would then drop the submit)."""
+    from core.errors import Conflict
+    from services.quiz import competitions
+
+    t, w = env["t"], env["w"]
+    now = utcnow()
+    cid = t.post(
+        "/quiz/competitions",
+        {
+            "title": "写后收尾",
+            "paper_id": new_paper(env),
+            "org_unit_id": env["tree"]["district"].id,
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+        },
+    ).json["data"]["competition_id"]
+    aid = w.post(f"/quiz/competitions/{cid}/entry").json["data"]["attempt_id"]
+    db.commit()
+    assert w.post(f"/quiz/attempts/{aid}/submit", {"answers": correct_labels(db, aid)}).status_code == 200
+    ext = _ext(env)
+    later = now + timedelta(hours=2)
+    with w.client.application.app_context():
+        with pytest.raises(Conflict) as exc:
+            competitions.finalize(db, cid, later)
+        assert exc.value.code == "attempt_being_recorded"
+        assert competitions.finalize_due(db, later) == []
+        assert recording.drain(ext.db, ext.redis) == 1
+        db.expire_all()
+        assert competitions.finalize(db, cid, later)["ranked"] == 1
+    assert db.get(Attempt, aid).status == AttemptStatus.submitted
+    assert db.scalar(select(PointEntry.delta).where(PointEntry.source_type == "competition")) == 10

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from core.errors import Conflict, Forbidden, ValidationFailed
 from models.identity import OrgLevel
-from models.quiz import Attempt, PointEntry, WorkerLevel
+from models.quiz import Attempt, AttemptStatus, PointEntry, WorkerLevel
 from services.quiz import attempts, competitions, leaderboard
 from tests.helpers import make_org
 from tests.services.quiz.factories import NOW, make_bank, org_tree, trainer, worker
@@ -101,7 +101,7 @@ def test_board_freezes_then_final_results_and_percentile_points_at_the_end(db, e
     assert frozen["frozen"] and ws[9].person_id not in [i["person_id"] for i in frozen["items"]]
     with pytest.raises(Conflict):
         competitions.finalize(db, c.id, NOW + timedelta(hours=11))
-    competitions.finalize(db, c.id, NOW + timedelta(hours=12))
+    competitions.finalize(db, c.id, NOW + timedelta(hours=12, seconds=5))  # after the 5 s grace
     competitions.finalize(db, c.id, NOW + timedelta(hours=13))  # idempotent
     db.commit()
     final = competitions.board(db, ws[0], c.id, None, "all", 20, NOW + timedelta(hours=13))
@@ -213,3 +213,47 @@ def test_answers_of_a_competition_attempt_are_shown_only_after_the_window(db, en
     assert during["results_at"] == (c.ends_at + grace).isoformat()
     after = attempts.view(db, row, c.ends_at + grace)
     assert all(i["result"]["correct_answer"] and "explanation" in i["result"] for i in after["items"])
+
+
+def test_finalize_waits_for_the_grace_period_so_a_submit_in_time_counts(db, env):
+    t, tree = env["trainer"], env["tree"]
+    p = attempts.create_paper(
+        db,
+        t,
+        {"title": "宽限卷", "mode": "fixed", "question_ids": env["ids"][:6], "grace_seconds": 30},
+    )
+    ends = NOW + timedelta(hours=2)
+    c = competitions.create(
+        db,
+        t,
+        {
+            "title": "宽限比武",
+            "paper_id": p.id,
+            "org_unit_id": tree["district"].id,
+            "starts_at": NOW,
+            "ends_at": ends,
+        },
+    )
+    w = worker(db, tree["grid"])
+    a = competitions.enter(db, w, c.id, ends - timedelta(minutes=5))  # deadline = the end of the window
+    with pytest.raises(Conflict) as exc:
+        competitions.finalize(db, c.id, ends + timedelta(seconds=10), actor=t)
+    assert exc.value.code == "competition_in_grace" and "宽限" in exc.value.message
+    assert competitions.finalize_due(db, ends + timedelta(seconds=20)) == []  # the sweep waits too
+    done = attempts.submit(
+        db, w, a["attempt_id"], correct_labels(db, a["attempt_id"]), ends + timedelta(seconds=25)
+    )
+    assert done["status"] == "submitted"
+    assert competitions.finalize_due(db, ends + timedelta(seconds=31)) == [c.id]
+    assert db.get(Attempt, a["attempt_id"]).status == AttemptStatus.submitted
+    assert db.scalar(select(PointEntry.delta).where(PointEntry.person_id == w.person_id)) == 10
+
+
+def test_a_submit_after_the_attempt_was_closed_says_the_deadline_passed(db, env):
+    c = env["comp"]
+    w = worker(db, env["tree"]["grid"])
+    a = competitions.enter(db, w, c.id, c.ends_at - timedelta(minutes=1))
+    competitions.finalize(db, c.id, c.ends_at + timedelta(minutes=1))
+    with pytest.raises(Conflict) as exc:
+        attempts.submit(db, w, a["attempt_id"], [], c.ends_at + timedelta(minutes=2))
+    assert exc.value.code == "attempt_deadline_passed" and "截止" in exc.value.message
