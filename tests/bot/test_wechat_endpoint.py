@@ -256,3 +256,54 @@ def test_an_account_without_a_token_refuses_everything(app, client, platforms, d
     got = client.get("/bot/wechat", query_string=signed)
     assert got.status_code == 503
     assert nothing_processed(app, db)
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "extra"),
+    [("video", {"MediaId": "m2", "ThumbMediaId": "t2"}),
+     ("shortvideo", {"MediaId": "m3", "ThumbMediaId": "t3"}),
+     ("link", {"Title": "标题", "Description": "描述", "Url": "https://example.com/a"}),
+     ("file", {"Title": "a.pdf", "Description": "", "FileKey": "k", "FileMd5": "0" * 32, "FileTotalLen": 10}),
+     ("voice", {"MediaId": "m4", "Format": "amr"})],
+)  # fmt: skip
+def test_every_message_type_gets_an_answer(wx, msg_type, extra):
+    res = wx.message("o_types", msg_type, **extra)
+    assert res.status == 200 and "没看懂" in res.text
+
+
+def test_a_voice_message_is_read_by_its_recognition(wx):
+    res = wx.message("o_voice", "voice", MediaId="m5", Format="amr", Recognition="帮助。")
+    assert "您可以发送" in res.text
+
+
+@pytest.mark.parametrize(
+    ("event", "extra"),
+    [("LOCATION", {"Latitude": "30.7", "Longitude": "120.5", "Precision": "65"}),
+     ("TEMPLATESENDJOBFINISH", {"MsgID": 200163836, "Status": "success"}),
+     ("VIEW", {"EventKey": "https://example.com"})],
+)  # fmt: skip
+def test_informational_events_are_answered_success(wx, event, extra):
+    fields_ = wx._base("o_events", "event", None)
+    fields_.update(Event=event, **extra)
+    assert wx.post(fields_).success
+
+
+def test_every_menu_key_gets_an_answer_not_help(wx):
+    from bot.menu import MENU, menu_keys
+
+    for key in menu_keys(MENU):
+        res = wx.event("o_menu_keys", "CLICK", key)
+        assert res.status == 200
+        assert res.success or "没看懂" not in res.text, key
+
+
+def test_a_scanned_number_is_verified_and_other_codes_are_explained(wx):
+    def scan(result, at):  # events are deduplicated on CreateTime: one scan per second
+        fields_ = wx._base("o_scanner", "event", at)
+        fields_.update(Event="scancode_waitmsg", EventKey="VERIFY",
+                       ScanCodeInfo={"ScanType": "qrcode", "ScanResult": result})  # fmt: skip
+        return wx.post(fields_)
+
+    now = int(time.time())
+    assert "未找到编号为 ZZ-404 的通行证或许可证" in scan("ZZ-404", now - 1).text
+    assert "无法识别该二维码" in scan("https://example.com/?x=1", now).text
