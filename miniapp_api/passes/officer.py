@@ -248,7 +248,7 @@ def dashboard_all(ctx: Ctx, event_id: int) -> dict:
     return {
         "applications": dashboard.applications_by_status_day(s, me, event_id),
         "passages": dashboard.passages_per_gate_hour(s, me, event_id),
-        "inside": dashboard.inside_per_ring(s, me, event_id),
+        "inside": dashboard.inside_per_ring(s, me, event_id, redis=ctx.app.extensions["zhizhi"].redis),
         "alerts": dashboard.open_alerts(s, me, event_id),
         "generated_at": datetime.now().astimezone().isoformat(),
     }

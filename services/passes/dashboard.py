@@ -1,19 +1,22 @@
 """Numbers a screen polls: applications by status and day, passages per gate and hour,
-people inside per ring (entries − exits), open alerts. Read-only; PostgreSQL read
-replicas can serve these."""
+people inside per ring (as the gates count them), open alerts. Read-only; PostgreSQL
+read replicas can serve these."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.auth import Actor, require_role
 from core.db import utcnow
-from models.passes import Alert, AlertStatus, Application, Event, Gate, Passage
+from models.passes import Alert, AlertStatus, Application, Event, Gate, Passage, Zone
+from services.passes import hotstate
 
 
 def applications_by_status_day(session: Session, actor: Actor, event_id: int) -> list[dict]:
@@ -50,19 +53,43 @@ def passages_per_gate_hour(
     ]
 
 
-def inside_per_ring(session: Session, actor: Actor, event_id: int) -> list[dict]:
-    """Entries − exits per ring, from recorded passages (an exit of ring r leaves rings ≥ r,
-    but only the passage's own ring is counted: that is what the gate saw)."""
+def inside_per_ring(session: Session, actor: Actor, event_id: int, *, redis=None) -> list[dict]:
+    """People inside each ring, as the gates count them: an entry at ring r puts the pass
+    inside r, an exit at ring r takes it out of every ring >= r it was inside. Read from
+    the gates' own occupancy counters in Redis; without Redis (or when it is down),
+    replayed from the recorded passages, which lag the gates by the flush interval."""
     require_role(actor, "officer")
+    zones = session.execute(select(Zone.ring, Zone.name).where(Zone.event_id == event_id).order_by(Zone.ring))
+    counts = None
+    if redis is not None:
+        try:
+            counts = {int(k): int(v) for k, v in redis.hgetall(hotstate.key(event_id, "inside")).items()}
+        except (RedisConnectionError, RedisTimeoutError):
+            counts = None
+    if counts is None:
+        counts = _inside_from_passages(session, event_id)
+    return [{"ring": ring, "name": name, "inside": max(0, counts.get(ring, 0))} for ring, name in zones]
+
+
+def _inside_from_passages(session: Session, event_id: int) -> dict[int, int]:
     rows = session.execute(
-        select(Passage.ring, Passage.direction, func.count())
+        select(Passage.pass_id, Passage.ring, Passage.direction)
         .where(Passage.event_id == event_id)
-        .group_by(Passage.ring, Passage.direction)
-    ).all()
-    net: dict[int, int] = defaultdict(int)
-    for ring, direction, n in rows:
-        net[ring] += n if direction == "in" else -n
-    return [{"ring": r, "inside": max(0, n)} for r, n in sorted(net.items())]
+        .order_by(Passage.pass_id, Passage.scanned_at, Passage.id)
+        .execution_options(yield_per=5000)
+    )
+    counts: Counter[int] = Counter()
+    current, inside = None, set()
+    for pass_id, ring, direction in rows:
+        if pass_id != current:
+            counts.update(inside)
+            current, inside = pass_id, set()
+        if direction == "in":
+            inside.add(ring)
+        else:
+            inside = {r for r in inside if r < ring}
+    counts.update(inside)
+    return dict(counts)
 
 
 def open_alerts(session: Session, actor: Actor, event_id: int) -> dict:
