@@ -141,7 +141,9 @@ def _capacity(c: Check) -> str:
             while day <= min(end, c.app.visit_to):
                 per_day[day] += 1
                 day += timedelta(days=1)
-        if any(n >= cap for n in per_day.values()):
+        days = (c.app.visit_to - c.app.visit_from).days + 1
+        visit = (c.app.visit_from + timedelta(days=i) for i in range(days))
+        if any(per_day[d] >= cap for d in visit):  # a capacity of 0 admits no one
             return "reject:capacity_full"
     return "pass:ok"
 

@@ -282,7 +282,8 @@ def test_dashboard_counts(app, db, world, citizen):
     data = officer.get(f"/passes/events/{world.event.id}/dashboard").get_json()["data"]
     assert data["applications"][0]["status"] == "approved"
     assert data["passages"][0]["count"] == 1
-    assert data["inside"] == [{"ring": 1, "inside": 1}]
+    assert data["inside"][0] == {"ring": 1, "name": "外围区", "inside": 1}
+    assert [z["inside"] for z in data["inside"]] == [1, 0, 0]
     assert citizen.get(f"/passes/events/{world.event.id}/dashboard").status_code == 403
 
 
@@ -331,3 +332,11 @@ def test_cross_tenant_pass_card_and_reissue_are_refused(app, db, world, citizen,
     assert stranger.get(f"/passes/passes/{pass_id}/card.pdf").status_code == 404
     assert stranger.post(f"/passes/passes/{pass_id}/reissue", {}).status_code == 404
     assert db.get(PassCredential, pass_id).status.value == "active"
+
+
+def test_a_ring_with_no_daily_capacity_approves_no_one(app, db, client):
+    world = make_world(db, app, datetime.now(UTC), capacity=0)
+    api = Api(client, token_for(db, make_person(db, "citizen")))
+    data = _apply(api, world, visitor_body(valid_id_number(13))).get_json()["data"]
+    assert data["status"] == "rejected" and data["result_message"] == "该区域当日名额已满"
+    assert data["passes"] == []
