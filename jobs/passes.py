@@ -81,7 +81,7 @@ ISSUED = register_kind(
     PushKind(
         kind="passes.issued",
         title="通行证已签发",
-        text="您的通行证已签发（{event}，{ring}区），请在“我的通行证”中查看二维码。",
+        text="您的通行证已签发（{event}，{ring}），请在“我的通行证”中查看二维码。",
     )
 )
 REVOKED = register_kind(
@@ -114,7 +114,9 @@ def notify_holder(session, item) -> dict:
     app = session.get(Application, credential.application_id)
     event = session.get(Event, credential.event_id)
     what = item.payload["event"]
-    data = {"event": event.name, "ring": credential.ring, "pass_id": credential.id}
+    zone = session.scalar(select(Zone).where(Zone.event_id == event.id, Zone.ring == credential.ring))
+    ring = zone.name if zone else f"第 {credential.ring} 层区域"
+    data = {"event": event.name, "ring": ring, "pass_id": credential.id}
     n = notify(session, app.applicant_id, f"passes.{what}", data, f"pass:{credential.id}:{what}")
     return {"to_person": app.applicant_id, "notification_id": n.id, "channel": str(n.channel)}
 
@@ -148,10 +150,10 @@ def alert_officers(session, item) -> dict:
 
 def flush_passages(app: Flask, *, limit: int = 1000) -> int:
     """Move every event's gate stream into the database (commit, then delete from the
-    stream), move gate state left in the old key layout, and resync gate state whose
-    revocation version lags. Safe to run concurrently and repeatedly: inserts are
-    idempotent on the scan nonce."""
-    from services.passes import gate, hotlayout, hotstate
+    stream), move gate state left in the old key layout, resync gate state whose
+    revocation version lags, and republish the watched passes (entries expire). Safe to
+    run concurrently and repeatedly: inserts are idempotent on the scan nonce."""
+    from services.passes import gate, hotlayout, hotstate, lists
 
     ext = app.extensions["zhizhi"]
     moved = 0
@@ -169,6 +171,13 @@ def flush_passages(app: Flask, *, limit: int = 1000) -> int:
         with ext.db.session() as s:
             if gate.revocation_lag(s, ext.redis, event_id):
                 hotstate.sync_event(ext.redis, s, event_id, utcnow())
+            elif ext.redis.exists(hotstate.key(event_id, "flags")):
+                # Watch entries run out (valid_until) without any change to the list, so
+                # the gates' watched passes are recomputed each round; a publication that
+                # came in meanwhile (an officer's change) is newer and wins.
+                seen = hotstate.watch_version(ext.redis, event_id)
+                flags = lists.watch_flags(s, event_id, utcnow())
+                hotstate.replace_watched(ext.redis, event_id, *flags, expect=seen)
     return moved
 
 

@@ -7,6 +7,8 @@ Per event (all keys share the hash tag ``{e<id>}``, so they live in one cluster 
            ``alert`` entry of an untrusted subject), plus the layout sentinel: the set is
            complete once it holds the sentinel
 ``rv``     revocation version the ``flags`` set reflects
+``wv``     counts publications of the watched passes (the flusher's republication of
+           expired entries yields to a newer one)
 ``p:<pass>`` hash, one per pass: ``i`` the masked holder summary shown to the guard, and
            per ring ``<ring>`` -> ``I<ms>`` (inside) or ``O<ms>`` (outside): the
            anti-passback state with the scan time of the scan that set it, so offline
@@ -284,15 +286,19 @@ def after_commit_revoked(session: Session, event_id: int, pass_id: int, version:
     on_commit(session, publish)
 
 
-#: KEYS: flags; ARGV: the new ``w``/``a`` members. Replaces the ``w`` and ``a`` members
-#: of a loaded set (an unloaded one gets them at its sync).
+#: KEYS: flags, wv (the watch publication counter). ARGV: the counter value the caller
+#: read before computing the members ('' = publish regardless), then the new ``w``/``a``
+#: members. Replaces the ``w`` and ``a`` members of a loaded set (an unloaded one gets
+#: them at its sync), unless another publication came in since the caller read ``wv``.
 WATCHED_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local t = string.sub(m, 1, 1)
   if t == 'w' or t == 'a' then redis.call('SREM', KEYS[1], m) end
 end
-for i = 1, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('INCR', KEYS[2])
 return 1
 """
 
@@ -301,8 +307,20 @@ def watch_members(refused: Iterable[int], alerted: Iterable[int] = ()) -> list[s
     return [f"w{p}" for p in refused] + [f"a{p}" for p in alerted]
 
 
-def replace_watched(redis, event_id: int, refused: Iterable[int], alerted: Iterable[int] = ()) -> None:
-    redis.eval(WATCHED_LUA, 1, key(event_id, "flags"), *watch_members(refused, alerted))
+def watch_version(redis, event_id: int) -> str:
+    """The watch publication counter, to pass to :func:`replace_watched` as ``expect``."""
+    value = redis.get(key(event_id, "wv"))
+    return value.decode() if value is not None else "0"
+
+
+def replace_watched(
+    redis, event_id: int, refused: Iterable[int], alerted: Iterable[int] = (), *, expect: str | None = None
+) -> bool:
+    """Publish the watched passes; with ``expect``, only if no other publication (or sync)
+    came in since that counter value was read. Returns whether it published."""
+    members = watch_members(refused, alerted)
+    argv = ("" if expect is None else expect, *members)
+    return bool(redis.eval(WATCHED_LUA, 2, key(event_id, "flags"), key(event_id, "wv"), *argv))
 
 
 def after_commit_replace_watched(
@@ -350,5 +368,8 @@ def sync_event(redis, session: Session, event_id: int, now) -> int:
     ]
     watched = watch_members(*watch_flags(session, event_id, now))
     _replace_set(redis, key(event_id, "flags"), [SENTINEL, *revoked, *watched])
-    redis.set(key(event_id, "rv"), version)
+    pipe = redis.pipeline()
+    pipe.set(key(event_id, "rv"), version)
+    pipe.incr(key(event_id, "wv"))
+    pipe.execute()
     return version

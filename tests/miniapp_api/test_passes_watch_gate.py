@@ -91,3 +91,18 @@ def test_repeat_scans_raise_one_alert_per_pass_and_gate_while_it_is_open(db, wor
     officer.post(f"/passes/alerts/{alerts[0].id}/resolve", {"cleared": False, "note": "已处置"})
     assert scan(api, t["outer_in"], issued_pass["token"])["reason"] == "watchlist"
     assert len(_gate_alerts(db)) == 3  # the first was closed: a new scan is a new alert
+
+
+def test_an_expired_watch_entry_stops_blocking_after_the_next_flush(app, db, world, issued):
+    from datetime import timedelta
+
+    from jobs.passes import flush_passages
+
+    api, issued_pass = issued
+    entry_id = _watch(api, world, "reject")
+    t = world.device_tokens
+    assert scan(api, t["outer_in"], issued_pass["token"])["reason"] == "watchlist"
+    db.get(WatchEntry, entry_id).valid_until = datetime.now(UTC) - timedelta(seconds=1)  # it ran out
+    db.flush()
+    flush_passages(app)
+    assert scan(api, t["outer_in"], issued_pass["token"])["result"] == "ok"

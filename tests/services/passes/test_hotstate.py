@@ -66,6 +66,16 @@ def test_a_new_watch_list_replaces_only_the_watched_flags_of_a_loaded_set(r):
     assert not r.exists(flags)
 
 
+def test_a_republication_yields_to_one_that_came_in_since_it_read_the_database(r):
+    flags = hotstate.key(EVENT, "flags")
+    seen = hotstate.watch_version(r, EVENT)
+    assert hotstate.replace_watched(r, EVENT, [7])  # an officer's change, published after commit
+    assert not hotstate.replace_watched(r, EVENT, [], expect=seen)  # computed before it: stale
+    assert "w7" in {m.decode() for m in r.smembers(flags)}
+    assert hotstate.replace_watched(r, EVENT, [], expect=hotstate.watch_version(r, EVENT))
+    assert "w7" not in {m.decode() for m in r.smembers(flags)}
+
+
 def test_an_alert_flag_lets_the_pass_through_and_marks_the_new_scan(r):
     r.sadd(hotstate.key(EVENT, "flags"), "a2")
     assert scan(r, "n1", pass_id=2) == ["alert", "|"]
