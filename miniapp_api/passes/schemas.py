@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from core.validation import MAX_ID, Model, Out
 from services.passes.rules import GATE_DETAILS, GATE_REASONS
@@ -88,7 +88,7 @@ class ApplicationOut(Out):
 class ScanIn(Model):
     qr: str = Field(min_length=1, max_length=512)
     nonce: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")
-    scanned_at: datetime
+    scanned_at: AwareDatetime
     direction: Literal["in", "out"]
     holder_hash: str | None = Field(
         None, pattern=r"^[0-9a-fA-F]{16}$", description="身份证阅读器计算的持证人标签"
@@ -113,7 +113,7 @@ class OfflineScanIn(Model):
     nonce: str = Field(min_length=8, max_length=64)
     qr: str = Field(min_length=1, max_length=512)
     direction: Literal["in", "out"]
-    scanned_at: datetime
+    scanned_at: AwareDatetime
     result: Literal["ok", "error"]
     reason: str | None = Field(None, max_length=32, description="离线闸机给出的拒绝原因代码（同在线核验）")
 

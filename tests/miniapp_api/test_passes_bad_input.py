@@ -82,3 +82,11 @@ def test_a_huge_revocation_version_is_a_422(db, client, world, officer, since):
         resp = api.get(f"{path}?since={since}")
         assert resp.status_code == 422, resp.get_json()
         assert "since" in resp.get_json()["error"]["fields"]
+
+
+def test_an_online_scan_without_a_time_zone_is_refused(db, client, world):
+    device = Api(client, world.device_tokens["outer_in"])
+    body = {"qr": "ZZ1:X", "nonce": "naive-0001", "scanned_at": "2026-11-29T08:00:00", "direction": "in"}
+    resp = device.post("/passes/gate/scan", body)
+    assert resp.status_code == 422, resp.get_json()
+    assert resp.get_json()["error"]["fields"] == {"scanned_at": "时间必须带时区"}
