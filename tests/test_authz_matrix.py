@@ -56,7 +56,7 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "PUT /api/v1/quiz/attempts/<int:attempt_id>/items/<int:position>": QUIZ_LEARNER,
     "POST /api/v1/quiz/attempts/<int:attempt_id>/submit": QUIZ_LEARNER,
     "POST /api/v1/quiz/competitions/<int:competition_id>/entry": frozenset({"grid_worker", "admin"}),
-    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard": ALL,
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard": QUIZ_LEARNER,
     "GET /api/v1/quiz/me/points": QUIZ_LEARNER,
     "GET /api/v1/quiz/me/rank": QUIZ_LEARNER,
     "GET /api/v1/quiz/me/points/history": QUIZ_LEARNER,
@@ -144,6 +144,12 @@ CROSS_TENANT: dict[str, str] = {
     "test_trainer_correction_is_a_new_entry_and_needs_jurisdiction",
     "POST /api/v1/quiz/competitions/<int:competition_id>/entry": "tests/services/quiz/test_competitions.py::"
     "test_one_attempt_window_and_scope_are_enforced",
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard": "tests/miniapp_api/test_quiz_api.py::"
+    "test_cross_tenant_leaderboard_and_rank_scope_are_refused",
+    "GET /api/v1/quiz/me/rank": "tests/miniapp_api/test_quiz_api.py::"
+    "test_cross_tenant_leaderboard_and_rank_scope_are_refused",
+    "POST /api/v1/quiz/papers/<int:paper_id>/attempts": "tests/services/quiz/test_attempts.py::"
+    "test_a_paper_is_only_for_workers_inside_its_unit",
     "GET /api/v1/passes/applications/<int:application_id>": "tests/miniapp_api/test_passes_applications.py::"
     "test_cross_tenant_pass_card_and_reissue_are_refused",
     "POST /api/v1/passes/applications/<int:application_id>/cancel": "tests/miniapp_api/"

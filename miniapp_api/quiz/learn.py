@@ -68,9 +68,9 @@ def enter_competition(ctx: Ctx, competition_id: int) -> dict:
     return competitions.enter(ctx.session, ctx.me, competition_id)
 
 
-@bp.get("/competitions/<int:competition_id>/leaderboard", query=s.BoardQuery, roles=ANY)
+@bp.get("/competitions/<int:competition_id>/leaderboard", query=s.BoardQuery, roles=LEARNER)
 def leaderboard(ctx: Ctx, competition_id: int) -> dict:
-    """排行榜（按社区/街道/区及星级分组；封榜期间显示封榜前成绩）"""
+    """排行榜（比武范围内的网格员及有管辖权的培训员可看；按社区/街道/区及星级分组；封榜期间显示封榜前成绩）"""
     q = ctx.query
     return competitions.board(ctx.session, ctx.me, competition_id, q.scope_unit_id, q.bracket, q.limit)
 
@@ -86,7 +86,8 @@ def my_points(ctx: Ctx) -> dict:
 @bp.get("/me/rank", query=s.RankQuery, roles=LEARNER)
 def my_rank(ctx: Ctx) -> dict:
     """我的积分排名（全区或某一组织范围；Redis 有序集合，缺失时由积分流水重建）"""
-    return points.standing(ctx.session, ctx.me.person_id, ctx.query.scope or "all")
+    scope = points.check_scope(ctx.session, ctx.me.person_id, ctx.query.scope)
+    return points.standing(ctx.session, ctx.me.person_id, scope)
 
 
 @bp.get("/me/points/history", query=s.PageQuery, roles=LEARNER)

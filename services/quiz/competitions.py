@@ -37,6 +37,14 @@ def _unit(session: Session, unit_id: int) -> OrgUnit:
     return unit
 
 
+def _inside(session: Session, person_id: int, unit_path: str) -> bool:
+    """The person belongs to a unit inside the subtree ``unit_path``."""
+    path = session.scalar(
+        select(OrgUnit.path).join(Person, Person.org_unit_id == OrgUnit.id).where(Person.id == person_id)
+    )
+    return bool(path) and path.startswith(unit_path)
+
+
 def create(session: Session, actor: Actor, spec: dict[str, Any]) -> Competition:
     """Trainer schedules a competition for a unit of their jurisdiction."""
     unit = _unit(session, spec["org_unit_id"])
@@ -77,10 +85,7 @@ def enter(session: Session, actor: Actor, comp_id: int, now: datetime | None = N
         raise Conflict("比武尚未开始", code="competition_not_open")
     if now >= comp.ends_at or comp.status == CompetitionStatus.finalized:
         raise Conflict("比武已结束", code="competition_closed")
-    unit = _unit(session, comp.org_unit_id)
-    person = session.get(Person, actor.person_id)
-    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == person.org_unit_id)) if person else None
-    if not path or not path.startswith(unit.path):
+    if not _inside(session, actor.person_id, _unit(session, comp.org_unit_id).path):
         raise Forbidden("您不在本次比武的参赛范围内", code="not_in_competition_scope")
     mine = session.scalar(
         select(Attempt).where(Attempt.competition_id == comp.id, Attempt.person_id == actor.person_id)
@@ -100,9 +105,20 @@ def board(
     limit: int,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Leaderboard of one scope and bracket. Until finalised it shows the pre-freeze view."""
+    """Leaderboard of one scope and bracket. Until finalised it shows the pre-freeze view.
+    Readers: workers inside the competition's unit, trainers (and admins) governing it;
+    the scope must be a community/street/district inside that unit."""
     now = now or utcnow()
     comp = get(session, comp_id)
+    home = _unit(session, comp.org_unit_id)
+    if not actor.covers(home.path, *TRAINER) and not _inside(session, actor.person_id, home.path):
+        raise Forbidden("您不在本次比武的范围内，不能查看排行榜", code="not_in_competition_scope")
+    if unit_id is not None and unit_id != home.id:
+        scope = session.get(OrgUnit, unit_id)
+        if scope is None or not scope.path.startswith(home.path):
+            raise ValidationFailed(fields={"scope_unit_id": "不在本次比武的范围内"})
+        if scope.level not in leaderboard.SCOPE_LEVELS:
+            raise ValidationFailed(fields={"scope_unit_id": "排行榜按社区、街道或区查看"})
     unit_id = unit_id or comp.org_unit_id
     final = comp.status == CompetitionStatus.finalized
     view = "live" if final else "pub"

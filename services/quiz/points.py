@@ -181,6 +181,15 @@ def scopes_of(session: Session, person_id: int) -> list[str]:
     return ["all", *[p for p in (path or "").split("/") if p]]
 
 
+def check_scope(session: Session, person_id: int, scope: int | None) -> str | int:
+    """The rank scope a worker may ask for: "all" (None) or a unit they belong to."""
+    if scope is None:
+        return "all"
+    if str(scope) not in scopes_of(session, person_id):
+        raise ValidationFailed(fields={"scope": "您不在该组织范围内"})
+    return scope
+
+
 def _defer_increment(session: Session, person_id: int, delta: int) -> None:
     scopes = scopes_of(session, person_id)
 

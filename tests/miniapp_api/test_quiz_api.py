@@ -218,3 +218,36 @@ def test_level_and_thresholds_are_published(db, env):
     th = env["w"].get("/quiz/levels/thresholds").json["data"]
     assert [x["level"] for x in th["levels"]] == [2, 3, 4, 5]
     assert env["w"].get("/openapi.json").status_code in (200, 404)
+
+
+def test_cross_tenant_leaderboard_and_rank_scope_are_refused(db, env, client):
+    t, w, tree = env["t"], env["w"], env["tree"]
+    now = utcnow()
+    cid = t.post(
+        "/quiz/competitions",
+        {
+            "title": "区内比武",
+            "paper_id": new_paper(env),
+            "org_unit_id": tree["district"].id,
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+        },
+    ).json["data"]["competition_id"]
+    board = f"/quiz/competitions/{cid}/leaderboard"
+    assert w.get(board).status_code == 200 and t.get(board).status_code == 200
+    assert w.get(f"{board}?scope_unit_id={tree['street'].id}").status_code == 200
+    outsiders = [
+        Api(client, token_for(db, make_person(db, "grid_worker", org=tree["other_grid"], name="外区网格"))),
+        env["t_other"],
+        Api(client, token_for(db, make_person(db, "citizen", name="居民"))),
+    ]
+    for api in outsiders:
+        r = api.get(board)
+        assert r.status_code == 403, r.json
+    for unit in (tree["other"].id, 10**6, tree["grid"].id):  # another district, none, not a board scope
+        r = w.get(f"{board}?scope_unit_id={unit}")
+        assert r.status_code == 422 and "scope_unit_id" in r.json["error"]["fields"], r.json
+    assert w.get(f"/quiz/me/rank?scope={tree['street'].id}").status_code == 200
+    for unit in (tree["other"].id, 10**6):
+        r = w.get(f"/quiz/me/rank?scope={unit}")
+        assert r.status_code == 422 and "scope" in r.json["error"]["fields"], r.json
