@@ -173,7 +173,7 @@ def worker_radar(session: Session, item: Any) -> dict:
     png = radar_png(
         p["name"], [t["topic"] for t in p["topics"]], [t["mastery"] for t in p["topics"]], p["level"]["level"]
     )
-    return {"path": _store(portraits.picture_name("worker", pid, day), png)}
+    return {"path": _store(portraits.picture_name("worker", pid, item.payload.get("tag", day)), png)}
 
 
 @job("quiz.unit_heatmap", queue=CERTIFICATES)
@@ -189,7 +189,7 @@ def unit_heatmap(session: Session, item: Any) -> dict:
         [r["unit"] for r in u["matrix"]],
         [r["mastery"] for r in u["matrix"]],
     )
-    return {"path": _store(portraits.picture_name("unit", uid, day), png)}
+    return {"path": _store(portraits.picture_name("unit", uid, item.payload.get("tag", day)), png)}
 
 
 @job("quiz.sweep", queue=MAINTENANCE)

@@ -65,6 +65,8 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/quiz/levels/thresholds": ALL,
     "GET /api/v1/quiz/portraits/workers/<int:person_id>": QUIZ_LEARNER,
     "POST /api/v1/quiz/portraits/workers/<int:person_id>/picture": QUIZ_LEARNER,
+    "GET /api/v1/quiz/portraits/workers/<int:person_id>/picture/<name>": QUIZ_LEARNER,
+    "GET /api/v1/quiz/portraits/units/<int:unit_id>/picture/<name>": QUIZ_TRAINER,
     # passes (design/passes.md): citizens apply, officers manage, gate devices scan
     "POST /api/v1/passes/events/<int:event_id>/applications": ALL,
     "POST /api/v1/passes/events/<int:event_id>/group-applications": ALL,
@@ -135,6 +137,10 @@ CROSS_TENANT: dict[str, str] = {
     "test_trainer_cannot_read_another_districts_portraits",
     "GET /api/v1/quiz/portraits/units/<int:unit_id>": "tests/miniapp_api/test_quiz_api.py::"
     "test_trainer_cannot_read_another_districts_portraits",
+    "GET /api/v1/quiz/portraits/workers/<int:person_id>/picture/<name>": "tests/miniapp_api/"
+    "test_quiz_api.py::test_portrait_pictures_render_through_jobs",
+    "GET /api/v1/quiz/portraits/units/<int:unit_id>/picture/<name>": "tests/miniapp_api/"
+    "test_quiz_api.py::test_portrait_pictures_render_through_jobs",
     "PUT /api/v1/quiz/attempts/<int:attempt_id>/items/<int:position>": (
         "tests/services/quiz/test_attempts.py::test_someone_elses_attempt_is_refused"
     ),

@@ -124,3 +124,15 @@ def worker_portrait(ctx: Ctx, person_id: int) -> dict:
 def worker_picture(ctx: Ctx, person_id: int) -> dict:
     """生成个人雷达图（PNG，后台任务）"""
     return portraits.request_picture(ctx.session, ctx.me, "worker", person_id)
+
+
+@bp.get("/portraits/workers/<int:person_id>/picture/<name>", roles=LEARNER, content_type="image/png")
+def worker_picture_file(ctx: Ctx, person_id: int, name: str) -> Response:
+    """下载个人雷达图 PNG（本人或辖区培训员；生成后可下载）"""
+    return _png(portraits.picture(ctx.session, ctx.me, "worker", person_id, name))
+
+
+def _png(data: bytes) -> Response:
+    resp = Response(data, mimetype="image/png")
+    resp.headers["Cache-Control"] = "private, max-age=86400"
+    return resp

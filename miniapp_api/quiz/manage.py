@@ -126,3 +126,11 @@ def unit_portrait(ctx: Ctx, unit_id: int) -> dict:
 def unit_picture(ctx: Ctx, unit_id: int) -> dict:
     """生成组织掌握度热力图（PNG，后台任务）"""
     return portraits.request_picture(ctx.session, ctx.me, "unit", unit_id)
+
+
+@bp.get("/portraits/units/<int:unit_id>/picture/<name>", roles=TRAINER, content_type="image/png")
+def unit_picture_file(ctx: Ctx, unit_id: int, name: str) -> Response:
+    """下载组织掌握度热力图 PNG（辖区培训员；生成后可下载）"""
+    from miniapp_api.quiz.learn import _png
+
+    return _png(portraits.picture(ctx.session, ctx.me, "unit", unit_id, name))

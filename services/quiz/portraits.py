@@ -3,8 +3,10 @@ their own; a trainer reads those inside their jurisdiction (another district: 40
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +17,7 @@ from core.auth import Actor, require_jurisdiction
 from core.db import utcnow
 from core.errors import Forbidden, NotFound
 from models.identity import OrgUnit, Person, Role, RoleGrant
-from models.quiz import AnswerEvent, Attempt, Competition, Topic
+from models.quiz import AnswerEvent, Attempt, Competition, PointEntry, Topic
 from services.quiz import ability, levels, points
 from services.quiz.config import SHANGHAI, local_day
 
@@ -109,6 +111,15 @@ def history(session: Session, person_id: int, now: datetime, days: int = 30) -> 
     }
 
 
+def governed_unit(session: Session, actor: Actor, unit_id: int) -> OrgUnit:
+    org = session.get(OrgUnit, unit_id)
+    if org is None:
+        raise NotFound("组织不存在", code="org_unit_not_found")
+    if not actor.covers(org.path, "trainer"):
+        raise Forbidden("不在您的管辖范围内", code="out_of_jurisdiction")
+    return org
+
+
 def _workers_under(session: Session, path: str) -> list[tuple[int, str]]:
     return list(
         session.execute(
@@ -125,11 +136,7 @@ def unit(session: Session, actor: Actor, unit_id: int, now: datetime | None = No
     """Participation (last 30 days), topic × child-unit mastery matrix, weakest topics and
     suggested training for a unit of the trainer's jurisdiction. Read-only."""
     now = now or utcnow()
-    org = session.get(OrgUnit, unit_id)
-    if org is None:
-        raise NotFound("组织不存在", code="org_unit_not_found")
-    if not actor.covers(org.path, "trainer"):
-        raise Forbidden("不在您的管辖范围内", code="out_of_jurisdiction")
+    org = governed_unit(session, actor, unit_id)
     workers = _workers_under(session, org.path)
     ids = [pid for pid, _ in workers]
     active = (
@@ -189,21 +196,56 @@ def _suggest(topic: str, score: float | None, matrix: list[dict[str, Any]], col:
 def request_picture(
     session: Session, actor: Actor, kind: str, target_id: int, now: datetime | None = None
 ) -> dict:
-    """Queue the PNG render (radar for a worker, heatmap for a unit) after commit; one job
-    per target per day (dedup key), so repeated requests do not pile up."""
+    """Queue the PNG render (radar for a worker, heatmap for a unit) after commit. The
+    picture is named by its day and the newest data it shows (the last answer, and for a
+    worker the last points entry), so repeated requests without new data share one job
+    (dedup key) and new data gets a new picture. ``url`` downloads it once rendered."""
     now = now or utcnow()
     if kind == "worker":
         can_read_worker(session, actor, target_id)
+        last_answer = select(func.max(AnswerEvent.id)).where(AnswerEvent.person_id == target_id)
+        last_points = select(func.max(PointEntry.id)).where(PointEntry.person_id == target_id)
+        data = f"{session.scalar(last_answer) or 0}-{session.scalar(last_points) or 0}"
     else:
-        unit(session, actor, target_id, now)
+        governed_unit(session, actor, target_id)
+        data = str(session.scalar(select(func.max(AnswerEvent.id))) or 0)
+    day = local_day(now).isoformat()
+    tag = f"{day}-{data}"
     job_kind = "quiz.worker_radar" if kind == "worker" else "quiz.unit_heatmap"
-    dedup = f"{job_kind}:{target_id}:{local_day(now)}"
-    outbox.add(session, job_kind, {"id": target_id, "day": local_day(now).isoformat()}, dedup_key=dedup)
-    return {"kind": kind, "id": target_id, "file": picture_name(kind, target_id, local_day(now).isoformat())}
+    payload = {"id": target_id, "day": day, "tag": tag}
+    outbox.add(session, job_kind, payload, dedup_key=f"{job_kind}:{target_id}:{tag}")
+    name = picture_name(kind, target_id, tag)
+    return {
+        "kind": kind,
+        "id": target_id,
+        "file": name,
+        "url": f"/api/v1/quiz/portraits/{kind}s/{target_id}/picture/{name.rsplit('/', 1)[1]}",
+        "ready": _picture_path(name).is_file(),
+    }
 
 
-def picture_name(kind: str, target_id: int, day: str) -> str:
-    return f"quiz/{kind}-{target_id}-{day}.png"
+def picture_name(kind: str, target_id: int, tag: str) -> str:
+    return f"quiz/{kind}-{target_id}-{tag}.png"
+
+
+def _picture_path(name: str) -> Path:
+    from services.quiz import cache
+
+    return Path(cache.app().extensions["zhizhi"].settings.file_store_dir) / name
+
+
+def picture(session: Session, actor: Actor, kind: str, target_id: int, filename: str) -> bytes:
+    """The rendered PNG ``filename`` of this worker/unit, for whoever may read the portrait."""
+    if kind == "worker":
+        can_read_worker(session, actor, target_id)
+    else:
+        governed_unit(session, actor, target_id)
+    if not re.fullmatch(rf"{kind}-{target_id}-[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(-[0-9]+)*\.png", filename):
+        raise NotFound("图片不存在", code="picture_not_found")
+    path = _picture_path(f"quiz/{filename}")
+    if not path.is_file():
+        raise NotFound("图片还在生成，请稍后再试", code="picture_not_ready")
+    return path.read_bytes()
 
 
 def participation_count(session: Session) -> int:

@@ -203,13 +203,32 @@ def test_competition_flow_over_the_api(db, env):
 
 def test_portrait_pictures_render_through_jobs(app, db, env, run_jobs):
     wid, district = env["worker"].id, env["tree"]["district"].id
-    assert env["w"].post(f"/quiz/portraits/workers/{wid}/picture").status_code == 202
-    assert env["t"].post(f"/quiz/portraits/units/{district}/picture").status_code == 202
+    radar = env["w"].post(f"/quiz/portraits/workers/{wid}/picture")
+    heat = env["t"].post(f"/quiz/portraits/units/{district}/picture")
+    assert radar.status_code == heat.status_code == 202
     outcomes = run_jobs()  # inline dispatch may already have run them
     assert all(o == "done" for _, o in outcomes), outcomes
-    root = app.extensions["zhizhi"].settings.file_store_dir / "quiz"
-    pngs = sorted(root.glob("*.png"))
-    assert len(pngs) >= 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    for api, made in (
+        (env["w"], radar),
+        (env["t"], heat),
+        (env["t"], radar),
+    ):  # the trainer governs the worker
+        r = api.get(made.json["data"]["url"].removeprefix("/api/v1"))
+        assert r.status_code == 200 and r.mimetype == "image/png" and r.data[:8] == b"\x89PNG\r\n\x1a\n"
+    for made in (radar, heat):
+        r = env["t_other"].get(made.json["data"]["url"].removeprefix("/api/v1"))
+        assert r.status_code == 403 and r.json["error"]["code"] == "out_of_jurisdiction"
+    name = radar.json["data"]["url"].rsplit("/", 1)[1]
+    stranger = make_person(db, "grid_worker", org=env["tree"]["grid"], name="同格")
+    other_url = f"/quiz/portraits/workers/{stranger.id}/picture/{name}"
+    assert env["t"].get(other_url).status_code == 404  # a name belongs to its own target only
+    # after practising, a new request renders a new picture instead of the day's stale one
+    items = env["w"].post("/quiz/practice/today").json["data"]["items"]
+    env["w"].post(f"/quiz/practice/items/{items[0]['item_id']}/answer", {"choice": "A"})
+    fresh = env["w"].post(f"/quiz/portraits/workers/{wid}/picture").json["data"]
+    assert fresh["url"] != radar.json["data"]["url"]
+    run_jobs()
+    assert env["w"].get(fresh["url"].removeprefix("/api/v1")).data[:4] == b"\x89PNG"
 
 
 def test_level_and_thresholds_are_published(db, env):
