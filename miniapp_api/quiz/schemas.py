@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -29,7 +29,7 @@ class QuestionIn(Model):
     answer: str = Field("", pattern=r"^[A-F]{0,6}$")
     parts: list[PartIn] = Field(default_factory=list, max_length=10)
     explanation: str = Field("", max_length=5000)
-    topics: list[str] = Field(min_length=1, max_length=5)
+    topics: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(min_length=1, max_length=5)
     difficulty: int = Field(3, ge=1, le=5)
     source: str | None = Field(None, max_length=200)
 
@@ -69,7 +69,9 @@ class ImportIn(Model):
     filename: str = Field(min_length=1, max_length=200)
     content_base64: str = Field(min_length=1, max_length=14_000_000)
     format: Literal["xlsx", "csv", "aiken", "gift"] | None = None
-    topics: list[str] = Field(default_factory=list, max_length=5)
+    topics: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+        default_factory=list, max_length=5
+    )
     difficulty: int = Field(3, ge=1, le=5)
     dry_run: bool = False
 

@@ -59,6 +59,12 @@ class Draft:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# Limits shared by the form (miniapp_api/quiz/schemas.py) and imports; the columns
+# behind them: Topic.name 50, Question.source 200, QuestionVersion.answer 16.
+MAX_STEM, MAX_PART_STEM, MAX_OPTION, MAX_EXPLANATION = 5000, 2000, 500, 5000
+MAX_TOPIC, MAX_TOPICS, MAX_SOURCE, MAX_OPTIONS, MAX_PARTS = 50, 5, 200, 6, 10
+
+
 def check_draft(d: Draft) -> str | None:
     """The Chinese reason a draft is invalid, or None."""
     if not d.stem.strip():
@@ -67,10 +73,15 @@ def check_draft(d: Draft) -> str | None:
         return "缺少知识点"
     if not 1 <= d.difficulty <= 5:
         return "难度应为 1～5"
+    why = _check_lengths(d)
+    if why:
+        return why
     if d.kind == QuestionKind.scenario:
         if not d.parts:
             return "情景题至少需要一道小题"
         for i, part in enumerate(d.parts, 1):
+            if len(part["stem"]) > MAX_PART_STEM:
+                return f"第 {i} 小题：题干超过 {MAX_PART_STEM} 字"
             why = _check_choice(part["options"], part["answer"], bool(part.get("multiple")))
             if why:
                 return f"第 {i} 小题：{why}"
@@ -78,12 +89,33 @@ def check_draft(d: Draft) -> str | None:
     return _check_choice(d.options, d.answer, d.kind == QuestionKind.multiple)
 
 
+def _check_lengths(d: Draft) -> str | None:
+    if len(d.stem) > MAX_STEM:
+        return f"题干超过 {MAX_STEM} 字"
+    if len(d.explanation) > MAX_EXPLANATION:
+        return f"解析超过 {MAX_EXPLANATION} 字"
+    if len(d.topics) > MAX_TOPICS:
+        return f"知识点最多 {MAX_TOPICS} 个"
+    for t in d.topics:
+        if len(t) > MAX_TOPIC:
+            return f"知识点“{t[:10]}…”超过 {MAX_TOPIC} 字"
+    if d.source and len(d.source) > MAX_SOURCE:
+        return f"来源超过 {MAX_SOURCE} 字"
+    if len(d.parts) > MAX_PARTS:
+        return f"情景题最多 {MAX_PARTS} 道小题"
+    return None
+
+
 def _check_choice(options: list[dict[str, str]], answer: str, multiple: bool) -> str | None:
     keys = [o["key"] for o in options]
     if len(options) < 2:
         return "至少需要两个选项"
+    if len(options) > MAX_OPTIONS:
+        return f"选项最多 {MAX_OPTIONS} 个"
     if any(not o["text"].strip() for o in options):
         return "选项内容为空"
+    if any(len(o["text"]) > MAX_OPTION for o in options):
+        return f"选项内容超过 {MAX_OPTION} 字"
     if not answer:
         return "缺少答案"
     if any(ch not in keys for ch in answer):

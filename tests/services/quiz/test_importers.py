@@ -367,3 +367,20 @@ def test_gift_file_with_an_unsupported_question_is_refused_whole(db):
         {"line": lines, "reason": "不支持的 GIFT 题型：简答题（仅支持单选、多选、判断）"}
     ]
     assert count(db) == 0
+
+
+def test_dry_run_reports_values_longer_than_the_bank_stores_with_their_lines(db):
+    """On PostgreSQL these rows passed the dry run and then failed the real import with
+    a generic error: the lengths are checked with the rest, line by line."""
+    long_topic = ["单选题", "知识点过长", "甲", "乙", "", "", "", "", "A", "", "信" * 51, "3", "", ""]
+    long_source = ["单选题", "来源过长", "甲", "乙", "", "", "", "", "A", "", "信息采集", "3", "来" * 201, ""]
+    content = xlsx([ROW_OK, long_topic, long_source])
+    dry = importers.run_import(db, None, content, "long.xlsx", dry_run=True, now=NOW)
+    assert [e["line"] for e in dry["errors"]] == [3, 4], dry["errors"]
+    assert "50" in dry["errors"][0]["reason"] and "200" in dry["errors"][1]["reason"]
+    seven = "::多::选项太多 {\n" + "".join(f"~选项{i}\n" for i in range(6)) + "=正确\n}\n"
+    gift = importers.run_import(db, None, seven.encode(), "x.gift", topics=["法律法规"], dry_run=True)
+    assert gift["errors"] == [{"line": 1, "reason": "选项最多 6 个"}]
+    with pytest.raises(ValidationFailed):
+        importers.run_import(db, None, content, "long.xlsx", now=NOW)
+    assert count(db) == 0
