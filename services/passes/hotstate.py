@@ -31,7 +31,7 @@ flusher resyncs when ``rv`` lags the database's revocation version.
 
 Each ``redis.call`` in the script costs Redis a few microseconds once its caches have
 gone cold between scans, so a scan makes as few as it can: one SMISMEMBER (revoked,
-watched, loaded), one HMGET, the nonce claimed with ``SET NX GET``, and on a passage
+watched, alerted, loaded), one HMGET, the nonce claimed with ``SET NX GET``, and on a passage
 one HSET, one HINCRBY (per ring left, on exit) and one XADD. Needs Redis 7.0 or later
 (``SET`` with both ``NX`` and ``GET``).
 """
