@@ -69,7 +69,10 @@ def award(
         granted = max(0, min(points, rule.cap - used))
         if granted < points:
             word = PERIOD_WORD[rule.period or "day"]
-            note = f"{rule.label}积分已达上限（{word} {used}/{rule.cap}），本次不计分"
+            if granted:
+                note = f"{rule.label}本次计 {granted} 分（{word}已达上限 {rule.cap} 分）"
+            else:
+                note = f"{rule.label}积分已达上限（{word} {used}/{rule.cap}），本次不计分"
     if granted == 0 and points != 0:
         return Award(0, None, note)
     entry = PointEntry(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import Actor, require_role
 from core.db import utcnow
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.quiz import (
     AnswerEvent,
     PracticeItem,
@@ -243,8 +243,36 @@ def answer(
 def answer_set(
     session: Session, actor: Actor, answers: list[tuple[int, str | list[str]]], now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The form path: several answers at once, in order (each as ``answer``)."""
-    return [answer(session, actor, item_id, choice, now) for item_id, choice in answers]
+    """The form path: several answers at once, in order (each as ``answer``). The whole
+    set is checked first: an unknown, foreign, repeated or already answered item is
+    refused naming it (``details``: its index in the set, item id, position); a bad
+    choice names its field (``answers.<index>.choice``). Nothing is written then."""
+    seen: set[int] = set()
+    for n, (item_id, _choice) in enumerate(answers):
+        item = session.get(PracticeItem, item_id)
+        where = {"index": n, "item_id": item_id}
+        if item is None:
+            raise NotFound(f"所交第 {n + 1} 项：练习题不存在", code="practice_item_not_found", details=where)
+        if item.person_id != actor.person_id:
+            raise Forbidden(f"所交第 {n + 1} 项不是您的练习题", code="not_your_item", details=where)
+        where["position"] = item.position
+        if item.answered_at is not None or item_id in seen:
+            raise Conflict(
+                f"第 {item.position} 题已经作答（所交第 {n + 1} 项），请去掉后重新提交",
+                code="already_answered",
+                details=where,
+            )
+        seen.add(item_id)
+    out = []
+    for n, (item_id, choice) in enumerate(answers):
+        try:
+            out.append(answer(session, actor, item_id, choice, now))
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                exc.message,
+                fields={f"answers.{n}.{k}": v for k, v in (exc.fields or {"choice": exc.message}).items()},
+            ) from exc
+    return out
 
 
 def _review(session: Session, person_id: int, question_id: int, correct: bool, now: datetime) -> None:

@@ -270,3 +270,24 @@ def test_cross_tenant_leaderboard_and_rank_scope_are_refused(db, env, client):
     for unit in (tree["other"].id, 10**6):
         r = w.get(f"/quiz/me/rank?scope={unit}")
         assert r.status_code == 422 and "scope" in r.json["error"]["fields"], r.json
+
+
+def test_a_set_with_an_item_already_answered_names_it_and_writes_nothing(db, env):
+    w = env["w"]
+    items = w.post("/quiz/practice/today").json["data"]["items"]
+    first, second, third = (i["item_id"] for i in items[:3])
+    assert w.post(f"/quiz/practice/items/{first}/answer", {"choice": "A"}).status_code == 200
+    r = w.post(
+        "/quiz/practice/answers",
+        {"answers": [{"item_id": second, "choice": "A"}, {"item_id": first, "choice": "A"}]},
+    )
+    assert r.status_code == 409 and r.json["error"]["code"] == "already_answered"
+    assert r.json["error"]["details"] == {"item_id": first, "position": 1, "index": 1}
+    assert "第 1 题" in r.json["error"]["message"]
+    bad = w.post(
+        "/quiz/practice/answers",
+        {"answers": [{"item_id": second, "choice": "A"}, {"item_id": third, "choice": "Z"}]},
+    )
+    assert bad.status_code == 422 and "answers.1.choice" in bad.json["error"]["fields"], bad.json
+    today = w.post("/quiz/practice/today").json["data"]["items"]
+    assert [i["answered"] for i in today[:3]] == [True, False, False]

@@ -41,7 +41,9 @@ def test_weekly_cap_for_tests_partially_grants(db):
     w = worker(db, tree["grid"])
     assert points.award(db, w.person_id, "test", "p1", 4, "测试", NOW).granted == 4
     got = points.award(db, w.person_id, "test", "p2", 4, "测试", NOW + timedelta(days=2))
-    assert got.granted == 1 and "本周 4/5" in got.note
+    assert got.granted == 1 and got.note == "测试本次计 1 分（本周已达上限 5 分）"
+    none = points.award(db, w.person_id, "test", "p3", 2, "测试", NOW + timedelta(days=3))
+    assert none.granted == 0 and none.note == "测试积分已达上限（本周 5/5），本次不计分"
 
 
 def test_trainer_correction_is_a_new_entry_and_needs_jurisdiction(db):
