@@ -51,6 +51,7 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "POST /api/v1/quiz/practice/today": QUIZ_LEARNER,
     "POST /api/v1/quiz/practice/items/<int:item_id>/answer": QUIZ_LEARNER,
     "POST /api/v1/quiz/practice/answers": QUIZ_LEARNER,
+    "POST /api/v1/quiz/practice/more": QUIZ_LEARNER,
     "POST /api/v1/quiz/papers/<int:paper_id>/attempts": QUIZ_LEARNER,
     "GET /api/v1/quiz/attempts/<int:attempt_id>": QUIZ_LEARNER,
     "PUT /api/v1/quiz/attempts/<int:attempt_id>/items/<int:position>": QUIZ_LEARNER,

@@ -18,6 +18,12 @@ def practice_today(ctx: Ctx) -> dict:
     return practice.start_daily(ctx.session, ctx.me)
 
 
+@bp.post("/practice/more", roles=LEARNER, status=201)
+def practice_more(ctx: Ctx) -> dict:
+    """再来一组（今日练习全部作答后；练习不限量，积分仍受每日上限）"""
+    return practice.more(ctx.session, ctx.me)
+
+
 @bp.post("/practice/items/<int:item_id>/answer", body=s.ChoiceIn, roles=LEARNER)
 def practice_answer(ctx: Ctx, item_id: int) -> dict:
     """逐题作答：返回对错、解析和本题积分"""

@@ -8,7 +8,7 @@ the last 7 days. Practice is unlimited; the points are capped (see points.py).
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fsrs import Card, Rating, Scheduler
@@ -47,30 +47,65 @@ def start_daily(session: Session, actor: Actor, now: datetime | None = None) -> 
     day = local_day(now)
     items = _today(session, actor.person_id, day)
     if not items:
-        chosen = select_questions(session, actor.person_id, now)
-        try:
-            with session.begin_nested():
-                for pos, (q, reason) in enumerate(chosen, 1):
-                    v = bank.current(session, q)
-                    session.add(
-                        PracticeItem(
-                            person_id=actor.person_id,
-                            day=day,
-                            position=pos,
-                            question_id=q.id,
-                            version_id=v.id,
-                            reason=reason,
-                            created_at=now,
-                        )
-                    )
-        except IntegrityError:
-            pass  # a concurrent call built the same day's set
+        _add_items(session, actor.person_id, day, select_questions(session, actor.person_id, now), 0, now)
         items = _today(session, actor.person_id, day)
     return {
         "day": day.isoformat(),
         "items": [item_view(session, i) for i in items],
         "caps": points.caps_today(session, actor.person_id, now),
     }
+
+
+def more(session: Session, actor: Actor, now: datetime | None = None) -> dict[str, Any]:
+    """再来一组: once every item of the day is answered, another set of today's size
+    (same selection, never a question already practised today). Practice is unlimited;
+    correct answers still count toward the daily points cap. Returns the new items."""
+    require_role(actor, *LEARNER_ROLES)
+    now = now or utcnow()
+    day = local_day(now)
+    items = _today(session, actor.person_id, day)
+    pending = sum(1 for i in items if i.answered_at is None)
+    if not items or pending:
+        why = f"今日还有 {pending} 道题未作答" if pending else "今日练习还没有开始"
+        raise Conflict(f"{why}，请先完成再来一组", code="practice_pending", details={"remaining": pending})
+    size = rules_at(now).daily_size
+    round_no = len(items) // size + 1
+    chosen = select_questions(
+        session, actor.person_id, now, exclude={i.question_id for i in items}, salt=str(round_no)
+    )
+    if not chosen:
+        raise Conflict("题库中暂时没有更多可练习的题目，明天再来吧", code="practice_exhausted")
+    start = max(i.position for i in items)
+    _add_items(session, actor.person_id, day, chosen, start, now)
+    fresh = [i for i in _today(session, actor.person_id, day) if i.position > start]
+    return {
+        "day": day.isoformat(),
+        "round": round_no,
+        "items": [item_view(session, i) for i in fresh],
+        "caps": points.caps_today(session, actor.person_id, now),
+    }
+
+
+def _add_items(
+    session: Session, person_id: int, day: date, chosen: list[tuple[Question, str]], after: int, now: datetime
+) -> None:
+    try:
+        with session.begin_nested():
+            for pos, (q, reason) in enumerate(chosen, after + 1):
+                v = bank.current(session, q)
+                session.add(
+                    PracticeItem(
+                        person_id=person_id,
+                        day=day,
+                        position=pos,
+                        question_id=q.id,
+                        version_id=v.id,
+                        reason=reason,
+                        created_at=now,
+                    )
+                )
+    except IntegrityError:
+        pass  # a concurrent call built the same set
 
 
 def next_question(session: Session, actor: Actor, now: datetime | None = None) -> dict[str, Any]:
@@ -100,13 +135,18 @@ def _today(session: Session, person_id: int, day) -> list[PracticeItem]:
     )
 
 
-def select_questions(session: Session, person_id: int, now: datetime) -> list[tuple[Question, str]]:
-    """Up to N (question, reason) for today; reason is due | weak | fresh."""
+def select_questions(
+    session: Session, person_id: int, now: datetime, exclude: set[int] | None = None, salt: str = ""
+) -> list[tuple[Question, str]]:
+    """Up to N (question, reason) for today; reason is due | weak | fresh. ``exclude``:
+    questions not to offer (already practised today, for another set)."""
     rules = rules_at(now)
     size = rules.daily_size
-    rng = random.Random(f"{person_id}:{local_day(now)}")
+    rng = random.Random(f"{person_id}:{local_day(now)}{salt}")
     active = {
-        q.id: q for q in session.scalars(select(Question).where(Question.status == QuestionStatus.active))
+        q.id: q
+        for q in session.scalars(select(Question).where(Question.status == QuestionStatus.active))
+        if q.id not in (exclude or ())
     }
     picked: dict[int, str] = {}
     due = session.scalars(

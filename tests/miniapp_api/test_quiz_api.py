@@ -137,6 +137,8 @@ def test_practice_over_the_api_reports_today_cap(db, env):
     assert r.json["data"]["caps"][0]["text"].startswith("每日一练 今日")
     bad = w.post(f"/quiz/practice/items/{items[1]['item_id']}/answer", {"choice": 5})
     assert bad.status_code == 422
+    more = w.post("/quiz/practice/more")  # 再来一组 only once today's set is done
+    assert more.status_code == 409 and more.json["error"]["details"] == {"remaining": len(items) - 1}
 
 
 def test_import_over_the_api_dry_run_then_real_then_again(db, env):

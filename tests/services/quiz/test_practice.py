@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from core.errors import Conflict, Forbidden, ValidationFailed
-from models.quiz import PracticeItem, QuestionStatus, QuestionVersion, ReviewCard
+from models.quiz import AnswerEvent, PracticeItem, QuestionStatus, QuestionVersion, ReviewCard
 from services.quiz import bank, points, practice
 from tests.services.quiz.factories import NOW, make_bank, org_tree, worker
 
@@ -130,3 +130,28 @@ def test_chat_flow_serves_one_question_at_a_time_until_done(db, setup):
     done = practice.next_question(db, setup, NOW)
     assert done["item"] is None and done["progress"] == "5/5" and done["correct"] == 5
     assert len(set(seen)) == 5
+
+
+def test_another_set_after_the_day_is_done_still_counts_toward_the_daily_cap(db, setup):
+    """Practice is unlimited (再来一组); the reward stays capped at 5 a day."""
+    with pytest.raises(Conflict) as exc:
+        practice.more(db, setup, NOW)  # today's set first
+    assert exc.value.code == "practice_pending"
+    first = practice.start_daily(db, setup, NOW)["items"]
+    for item in first:
+        practice.answer(db, setup, item["item_id"], right_answer(db, item["item_id"]), NOW)
+    extra = practice.more(db, setup, NOW + timedelta(minutes=5))
+    assert extra["round"] == 2 and len(extra["items"]) == 5
+    assert [i["position"] for i in extra["items"]] == [6, 7, 8, 9, 10]
+    assert not {i["question"]["question_id"] for i in extra["items"]} & {
+        i["question"]["question_id"] for i in first
+    }
+    assert all("result" not in i for i in extra["items"])
+    item_id = extra["items"][0]["item_id"]
+    out = practice.answer(db, setup, item_id, right_answer(db, item_id), NOW + timedelta(minutes=6))
+    assert out["result"]["correct"] and out["result"]["points_awarded"] == 0
+    assert out["result"]["points_note"] == "每日一练积分已达上限（今日 5/5），本次不计分"
+    assert db.scalar(select(AnswerEvent.id).where(AnswerEvent.source_id == item_id)) is not None
+    assert points.balance_sql(db, setup.person_id) == 5
+    with pytest.raises(Conflict):
+        practice.more(db, setup, NOW + timedelta(minutes=7))  # this set is not done yet
