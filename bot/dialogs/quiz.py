@@ -1,4 +1,5 @@
-"""Grid-worker dialogs: 每日一练 one question at a time, 积分, 排行 (services.quiz)."""
+"""Grid-worker dialogs: 每日一练 one question at a time (再来一组 for another set once the
+day's is done), 积分, 排行 (services.quiz)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.errors import Conflict, ValidationFailed
 LEARNERS = ("grid_worker", "trainer")
 TOP_N = 5  # names shown per board in chat
 ANSWER_HINT = "请回复选项字母，如 A；多选题回复 AB；情景题各小题用“/”分开，如 A/BC。发送“取消”退出练习。"
+MORE_HINT = "想继续练习，请发送“再来一组”。"
 
 
 def _question_text(view: dict[str, Any], total: int) -> str:
@@ -57,9 +59,23 @@ def daily(turn: Turn, _args: str) -> Reply:
     if total == 0:
         return Reply(text="题库暂时没有可练习的题目，请稍后再试。")
     if nxt["item"] is None:
-        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn))
+        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn) + "\n" + MORE_HINT)
     turn.start_flow("daily", current=nxt["item"]["item_id"], total=total)
     intro = f"今日练习共 {total} 题。{ANSWER_HINT}\n\n"
+    return Reply(text=intro + _question_text(nxt["item"], total))
+
+
+@command("再来一组", summary="今日练习完成后再练一组", roles=LEARNERS, aliases=("再来一轮",))
+def another_set(turn: Turn, _args: str) -> Reply:
+    from services.quiz import practice
+
+    added = practice.more(turn.session, turn.actor(), now=turn.now)  # Conflict: finish today's first
+    nxt = practice.next_question(turn.session, turn.actor(), now=turn.now)
+    if nxt["item"] is None:
+        return Reply(text="题库中暂时没有今天还没练过的题目了，明天再来吧。")
+    total = _total(nxt)
+    turn.start_flow("daily", current=nxt["item"]["item_id"], total=total)
+    intro = f"再来一组，共 {len(added['items'])} 题（答对仍计入每日积分上限）。{ANSWER_HINT}\n\n"
     return Reply(text=intro + _question_text(nxt["item"], total))
 
 
@@ -76,7 +92,7 @@ def daily_answer(turn: Turn, text: str) -> Reply:
     current, total = nxt["item"], _total(nxt)
     if current is None:
         turn.end_flow()
-        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn))
+        return Reply(text="今天的练习已经完成啦！\n" + _summary(turn) + "\n" + MORE_HINT)
     if current["item_id"] != turn.slots.get("current"):  # answered meanwhile in the form
         turn.slots["current"] = current["item_id"]
         return Reply(text="上一题已在小程序中作答。\n\n" + _question_text(current, total))
@@ -99,7 +115,7 @@ def _next(turn: Turn, feedback: str) -> Reply:
     nxt = practice.next_question(turn.session, turn.actor(), now=turn.now)
     if nxt["item"] is None:
         turn.end_flow()
-        return Reply(text=f"{feedback}\n\n今日练习完成！\n{_summary(turn)}")
+        return Reply(text=f"{feedback}\n\n今日练习完成！\n{_summary(turn)}\n{MORE_HINT}")
     turn.slots["current"] = nxt["item"]["item_id"]
     return Reply(text=f"{feedback}\n\n{_question_text(nxt['item'], _total(nxt))}")
 
@@ -111,7 +127,7 @@ def _feedback(result: dict[str, Any]) -> str:
         lines.append(f"解析：{r['explanation']}")
     if r.get("points_awarded"):
         lines.append(f"积分 +{r['points_awarded']}")
-    elif r.get("points_note"):
+    if r.get("points_note"):  # a cap reached: why this answer earned less (or nothing)
         lines.append(r["points_note"])
     return "\n".join(lines)
 

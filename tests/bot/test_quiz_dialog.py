@@ -141,3 +141,30 @@ def test_the_slow_ranking_over_dingtalk_answers_empty_and_then_by_work_notificat
     run_jobs()
     (sent,) = [m for m in platforms[1].delivered if m["userid"] == "staff_rank"]
     assert "积分排行" in sent["msg"]["text"]["content"]
+
+
+def test_another_set_in_chat_counts_toward_the_daily_cap(wx, db, bound_worker):
+    """再来一组 after the day's five: new questions, and a right answer past the cap earns
+    nothing, with the reason."""
+    actor, code = bound_worker
+    wx.text("o_more", f"绑定 {code}")
+    assert "请先完成再来一组" in wx.text("o_more", "再来一组").text  # the day's set not yet done
+    wx.text("o_more", "每日一练")
+    for ans in _answers(db, actor.person_id, right=True):
+        last = wx.text("o_more", ans).text
+    assert "获得 5 积分" in last and "再来一组" in last
+    first_day_ids = set(
+        db.scalars(select(PracticeItem.question_id).where(PracticeItem.person_id == actor.person_id))
+    )
+
+    more = wx.text("o_more", "再来一组").text
+    assert "再来一组，共 5 题" in more and "第 6/10 题" in more
+    right = _answers(db, actor.person_id, right=True)
+    assert len(right) == 10
+    new_ids = set(
+        db.scalars(select(PracticeItem.question_id).where(PracticeItem.person_id == actor.person_id))
+    )
+    assert len(new_ids - first_day_ids) == 5  # no question of the day repeated
+    reply = wx.text("o_more", right[5]).text
+    assert "回答正确" in reply and "积分 +" not in reply and "上限" in reply
+    assert _points(db, actor.person_id) == 5
