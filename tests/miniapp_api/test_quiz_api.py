@@ -132,7 +132,10 @@ def test_trainer_cannot_read_another_districts_portraits(db, env):
 def test_practice_over_the_api_reports_today_cap(db, env):
     w = env["w"]
     items = w.post("/quiz/practice/today").json["data"]["items"]
-    r = w.post(f"/quiz/practice/items/{items[0]['item_id']}/answer", {"choice": "A"})
+    q = items[0]["question"]  # any kind may come first: answer in its own shape
+    parts = q.get("parts") or [{"options": q["options"]}]
+    choice = "/".join(part["options"][0]["key"] for part in parts)
+    r = w.post(f"/quiz/practice/items/{items[0]['item_id']}/answer", {"choice": choice})
     assert r.status_code == 200 and "explanation" in r.json["data"]["result"]
     assert r.json["data"]["caps"][0]["text"].startswith("每日一练 今日")
     bad = w.post(f"/quiz/practice/items/{items[1]['item_id']}/answer", {"choice": 5})
