@@ -7,7 +7,7 @@ from flask import Response
 from core.api import ANY, Ctx
 from miniapp_api.quiz import bp
 from miniapp_api.quiz import schemas as s
-from services.quiz import attempts, competitions, intake, levels, points, portraits, practice
+from services.quiz import attempts, competitions, intake, levels, listing, points, portraits, practice
 
 LEARNER = ("grid_worker", "trainer")
 
@@ -66,6 +66,12 @@ def submit_attempt(ctx: Ctx, attempt_id: int) -> Response:
         except intake.Unavailable:
             pass  # Redis unreachable: the synchronous path below records it at once
     return ctx.replayable(lambda: attempts.submit(ctx.session, ctx.me, attempt_id, answers))
+
+
+@bp.get("/competitions", query=s.PageQuery, roles=LEARNER)
+def list_competitions(ctx: Ctx) -> dict:
+    """可参加或所管辖的比武（最新在前）：阶段（未开始/进行中/已结束/已公布成绩）及本人的参赛记录"""
+    return listing.competitions(ctx.session, ctx.me, ctx.query.cursor, ctx.query.limit)
 
 
 @bp.post("/competitions/<int:competition_id>/entry", roles=("grid_worker",), status=201)

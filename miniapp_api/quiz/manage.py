@@ -12,7 +12,7 @@ from core.errors import ValidationFailed
 from miniapp_api.quiz import bp
 from miniapp_api.quiz import schemas as s
 from models.quiz import QuestionStatus
-from services.quiz import attempts, bank, competitions, importers, points, portraits
+from services.quiz import attempts, bank, competitions, importers, listing, points, portraits
 
 TRAINER = ("trainer",)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -75,6 +75,12 @@ def import_questions(ctx: Ctx) -> dict:
         difficulty=b.difficulty,
         dry_run=b.dry_run,
     )
+
+
+@bp.get("/papers", query=s.PageQuery, roles=TRAINER)
+def list_papers(ctx: Ctx) -> dict:
+    """管辖范围内的试卷（最新在前），标明是否已用于比武"""
+    return listing.papers(ctx.session, ctx.me, ctx.query.cursor, ctx.query.limit)
 
 
 @bp.post("/papers", body=s.PaperIn, roles=TRAINER, idempotent=True, status=201)

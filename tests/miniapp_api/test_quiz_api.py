@@ -296,3 +296,45 @@ def test_a_set_with_an_item_already_answered_names_it_and_writes_nothing(db, env
     assert bad.status_code == 422 and "answers.1.choice" in bad.json["error"]["fields"], bad.json
     today = w.post("/quiz/practice/today").json["data"]["items"]
     assert [i["answered"] for i in today[:3]] == [True, False, False]
+
+
+def test_workers_find_their_competitions_and_trainers_their_papers(db, env):
+    """GET /quiz/competitions: the ones a worker can enter (with their own entry) or a
+    trainer governs; another district's trainer sees none. GET /quiz/papers: trainers."""
+    t, w = env["t"], env["w"]
+    now = utcnow()
+    pid = new_paper(env, title="比武卷")
+    spec = {"paper_id": pid, "org_unit_id": env["tree"]["district"].id}
+    windows = {"进行中": (now - timedelta(hours=1), now + timedelta(hours=1)),
+               "未开始": (now + timedelta(days=1), now + timedelta(days=1, hours=2))}  # fmt: skip
+    ids = {}
+    for title, (start, end) in windows.items():
+        r = t.post("/quiz/competitions", {**spec, "title": title, "starts_at": start.isoformat(),
+                                          "ends_at": end.isoformat()})  # fmt: skip
+        assert r.status_code == 201, r.json
+        ids[title] = r.json["data"]["competition_id"]
+    entry = w.post(f"/quiz/competitions/{ids['进行中']}/entry").json["data"]
+
+    mine = w.get("/quiz/competitions", query_string={"limit": 1})
+    assert mine.status_code == 200
+    first = mine.json["data"]
+    assert [c["title"] for c in first["items"]] == ["未开始"] and first["next_cursor"]
+    rest = w.get("/quiz/competitions", query_string={"cursor": first["next_cursor"]}).json["data"]
+    (running,) = rest["items"]
+    assert (
+        running["phase"] == "open"
+        and running["phase_label"] == "进行中"
+        and running["paper_title"] == "比武卷"
+    )
+    assert running["my_attempt"] == {"attempt_id": entry["attempt_id"], "status": "in_progress"}
+    assert first["items"][0]["phase"] == "upcoming" and first["items"][0]["my_attempt"] is None
+    assert not keys_in(first) & SECRET_KEYS
+
+    assert {c["competition_id"] for c in t.get("/quiz/competitions").json["data"]["items"]} == set(
+        ids.values()
+    )
+    assert env["t_other"].get("/quiz/competitions").json["data"]["items"] == []
+    papers = t.get("/quiz/papers").json["data"]["items"]
+    assert [(p["paper_id"], p["competition_paper"]) for p in papers if p["paper_id"] == pid] == [(pid, True)]
+    assert w.get("/quiz/papers").status_code == 403
+    assert w.get("/quiz/competitions", query_string={"limit": 0}).status_code == 422
