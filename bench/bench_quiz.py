@@ -75,7 +75,7 @@ def seed(app, n_workers: int, n_attempts: int) -> list[tuple[str, int, list]]:
         s.execute(
             text(
                 "INSERT INTO persons (name, org_unit_id, active, created_at) "
-                "SELECT '网格员' || g, (ARRAY[:grids])[1 + g % :ng], true, now() "
+                "SELECT '网格员' || g, (CAST(:grids AS int[]))[1 + g % :ng], true, now() "
                 "FROM generate_series(1, :n) g"
             ).bindparams(grids=grids, ng=len(grids), n=n_workers)
         )
