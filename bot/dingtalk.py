@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.engine import Message, Reply, handle
+from bot.outgoing import fit_chars
 
 bp = Blueprint("bot_dingtalk", __name__)
 
@@ -108,7 +109,7 @@ def render(reply: Reply, msg: Message) -> dict[str, Any]:
     if reply.silent:
         return {}
     if reply.buttons or reply.url:
-        card: dict[str, Any] = {"title": reply.title or "智治", "text": reply.text}
+        card: dict[str, Any] = {"title": reply.title or "智治", "text": fit_chars(reply.text)}
         if reply.buttons:
             card["btns"] = [{"title": t, "actionURL": u} for t, u in reply.buttons]
             card["btnOrientation"] = "0"
@@ -116,9 +117,12 @@ def render(reply: Reply, msg: Message) -> dict[str, Any]:
             card.update(singleTitle="查看详情", singleURL=reply.url)
         out: dict[str, Any] = {"msgtype": "actionCard", "actionCard": card}
     elif reply.markdown:
-        out = {"msgtype": "markdown", "markdown": {"title": reply.title or "智治", "text": reply.text}}
+        out = {
+            "msgtype": "markdown",
+            "markdown": {"title": reply.title or "智治", "text": fit_chars(reply.text)},
+        }
     else:
-        out = {"msgtype": "text", "text": {"content": reply.text}}
+        out = {"msgtype": "text", "text": {"content": fit_chars(reply.text)}}
     if msg.group and msg.raw.get("senderStaffId"):
         out["at"] = {"atUserIds": [msg.raw["senderStaffId"]], "isAtAll": False}
         if out["msgtype"] == "text":

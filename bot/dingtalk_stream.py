@@ -73,16 +73,22 @@ class RobotHandler(dingtalk_stream.ChatbotHandler):
                 return "silent"
             outcome = self._post(ext, data, body)
             if outcome in ("failed", "expired") and reply.text:
-                self._notify_instead(ext, msg, reply.text)
+                return self._notify_instead(ext, msg, reply) or outcome
             return outcome
 
-    def _notify_instead(self, ext: Any, msg: Any, text: str) -> None:
-        """The session webhook did not take the answer: send it as a work notification."""
-        from bot.jobs import enqueue_text
+    def _notify_instead(self, ext: Any, msg: Any, reply: Any) -> str | None:
+        """The session webhook did not take the answer: send it as a work notification
+        (card and markdown answers keep their form, see bot.outgoing). Work notifications
+        are addressed by staff id: a sender DingTalk names only by its ``senderId`` (an
+        outside contact) cannot get one, and the answer is dropped with a log line."""
+        from bot.jobs import enqueue_reply
 
+        if not msg.raw.get("senderStaffId"):
+            log.warning("dingtalk stream: no senderStaffId, the answer cannot go out as a work notification")
+            return "undeliverable"
         session = ext.db.sessionmaker()
         try:
-            enqueue_text(session, msg, text, key=f"stream:{msg.user_key}:{msg.dedup}")
+            enqueue_reply(session, msg, reply, key=f"stream:{msg.user_key}:{msg.dedup}")
             ext.commit(session)
         except Exception:  # logged; the frame is acknowledged either way
             log.exception("dingtalk stream: could not queue the answer as a work notification")

@@ -307,11 +307,11 @@ def _state(raw: str) -> dict[str, Any]:
 
 def _deliver_late(ext: Any, msg: Message, reply: Reply) -> Reply:
     """Too slow for a passive answer: send it through the customer-service API instead."""
-    from bot.jobs import enqueue_text
+    from bot.jobs import enqueue_reply
 
     session = ext.db.sessionmaker()
     try:
-        enqueue_text(session, msg, reply.text, key=f"late:{msg.user_key}:{msg.dedup}")
+        enqueue_reply(session, msg, reply, key=f"late:{msg.user_key}:{msg.dedup}")
         ext.commit(session)
     except Exception:  # the passive reply may still arrive in time: better than nothing
         log.exception("bot: could not queue a late reply")

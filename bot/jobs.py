@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot import outgoing
+from bot.engine import Reply
 from core import outbox
 from core.platforms.http import PlatformError
 from jobs.queues import NOTIFICATIONS
@@ -45,7 +47,19 @@ def _target(msg: Any) -> dict[str, str]:
 
 def enqueue_text(session: Session, msg: Any, text: str, key: str) -> int | None:
     """Send ``text`` to the sender of ``msg`` after the commit (once per ``key``)."""
-    return outbox.add(session, "bot.reply", {**_target(msg), "text": text}, dedup_key=f"bot:{key}"[:200])
+    return enqueue_reply(session, msg, Reply(text=text), key)
+
+
+def enqueue_reply(session: Session, msg: Any, reply: Reply, key: str) -> int | None:
+    """Send ``reply`` (text, card or markdown: see bot.outgoing) to the sender of ``msg``
+    after the commit (once per ``key``)."""
+    body = {**_target(msg), "text": reply.text, "reply": reply.to_json(), **_asked(msg)}
+    return outbox.add(session, "bot.reply", body, dedup_key=f"bot:{key}"[:200])
+
+
+def _asked(msg: Any) -> dict[str, Any]:
+    """What the late answer answers (DingTalk names it, see bot.outgoing)."""
+    return {"asked": (msg.text or "")[:40], "asked_at": msg.created_at or 0}
 
 
 def enqueue_image(session: Session, msg: Any, kind: str, key: str, **payload: Any) -> int | None:
@@ -57,6 +71,7 @@ def enqueue_image(session: Session, msg: Any, kind: str, key: str, **payload: An
 def enqueue_command(session: Session, msg: Any, command: str, args: str) -> int | None:
     """Run the slow ``command`` for the sender of ``msg`` in a job that sends the answer."""
     body = {**_target(msg), "command": command, "args": args, "dedup": msg.dedup, "group": msg.group}
+    body.update(_asked(msg))
     return outbox.add(session, "bot.command", body, dedup_key=f"bot:cmd:{msg.user_key}:{msg.dedup}"[:200])
 
 
@@ -78,7 +93,9 @@ def _platform_call(func: Callable[[], Any]) -> Any:
 @job("bot.reply", queue=NOTIFICATIONS, external_send=True)
 def send_reply(_session: Session, item: Any) -> dict[str, Any]:
     """Customer-service text (WeChat) or work notification (DingTalk) to one user."""
-    return _send_text(_ext(), item.payload, item.payload["text"])
+    p = item.payload
+    reply = Reply.from_json(p["reply"]) if p.get("reply") else Reply(text=p["text"])
+    return _send(_ext(), p, reply)
 
 
 @job("bot.command", queue=NOTIFICATIONS, external_send=True)
@@ -92,16 +109,21 @@ def run_command(_session: Session, item: Any) -> dict[str, Any]:
     reply = run_deferred(ext, msg, p["command"], p["args"])
     if reply.silent or not reply.text:
         return {"sent": None}
-    return _send_text(ext, p, reply.text)
+    return _send(ext, {**p, "asked": p.get("asked", p["command"])}, reply)
 
 
-def _send_text(ext: Any, p: dict[str, Any], text: str) -> dict[str, Any]:
+def _send(ext: Any, p: dict[str, Any], reply: Reply) -> dict[str, Any]:
     if p["channel"] == "wechat":
-        _platform_call(lambda: ext.wechat_oa().send_custom_text(p["to"], text))
+        body = outgoing.wechat_custom(reply)
+        if body["msgtype"] == "news":
+            article = body["news"]["articles"][0]
+            _platform_call(lambda: ext.wechat_oa().send_custom_news(p["to"], article))
+            return {"sent": "custom_news"}
+        _platform_call(lambda: ext.wechat_oa().send_custom_text(p["to"], body["text"]["content"]))
         return {"sent": "custom_text"}
-    msg = {"msgtype": "text", "text": {"content": text}}
+    msg = outgoing.dingtalk_notification(reply, p.get("asked", ""), int(p.get("asked_at") or 0))
     task_id = _platform_call(lambda: ext.dingtalk().send_work_notification(p["to"], msg))
-    return {"sent": "work_notification", "task_id": task_id}
+    return {"sent": "work_notification", "msgtype": msg["msgtype"], "task_id": task_id}
 
 
 @job("bot.image", queue=NOTIFICATIONS, external_send=True)

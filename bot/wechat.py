@@ -26,6 +26,7 @@ from wechatpy.replies import ArticlesReply
 
 from bot.crypto import CryptoError, MessageCrypto, signature_matches
 from bot.engine import Message, Reply, handle
+from bot.outgoing import fit_bytes
 
 bp = Blueprint("bot_wechat", __name__)
 
@@ -275,14 +276,18 @@ def render(reply: Reply, data: dict[str, Any]) -> str:
     source, target = str(data.get("ToUserName") or ""), str(data.get("FromUserName") or "")
     if reply.url:
         # A fresh list: wechatpy's add_article would append to the field's shared default.
-        article = {"title": _safe(reply.title or "详情"), "description": _safe(reply.text), "url": reply.url}
+        article = {
+            "title": _safe(fit_bytes(reply.title or "详情", 256)),
+            "description": _safe(fit_bytes(reply.text)),
+            "url": reply.url,
+        }
         return ArticlesReply(source=source, target=target, articles=[article]).render()
     # Same XML as wechatpy's TextReply, without its field machinery (this is the hot path).
     return (
         f"<xml><ToUserName><![CDATA[{_safe(target)}]]></ToUserName>"
         f"<FromUserName><![CDATA[{_safe(source)}]]></FromUserName>"
         f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-        f"<Content><![CDATA[{_safe(reply.text)}]]></Content></xml>"
+        f"<Content><![CDATA[{_safe(fit_bytes(reply.text))}]]></Content></xml>"
     )
 
 

@@ -261,6 +261,11 @@ class WeChatPlatform:
         """Customer-service text, allowed within 48 h of the user's last message."""
         self.client.message.send_text(openid, text)
 
+    def send_custom_news(self, openid: str, article: dict) -> None:
+        """Customer-service news message of one article (``title``, ``description``,
+        ``url``); WeChat allows one article per such message (errcode 45008 beyond)."""
+        self.client.message.send_articles(openid, [article])
+
     def upload_image(self, png_bytes: bytes, filename: str = "image.png") -> str:
         """Upload a temporary image (kept 3 days by WeChat); returns its media_id."""
         result = self.client.media.upload("image", (filename, png_bytes, "image/png"))

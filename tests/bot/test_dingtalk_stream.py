@@ -104,3 +104,17 @@ def test_an_answer_the_session_webhook_refuses_goes_out_as_a_work_notification(
     run_jobs()
     (sent,) = [m for m in platforms[1].delivered if m["userid"] == "staff_stream_4"]
     assert "您可以发送" in sent["msg"]["text"]["content"]
+
+
+def test_a_refused_answer_to_a_sender_without_a_staff_id_is_not_queued(app, client, platforms, db):
+    """Work notifications are addressed by staff id: without one nothing is queued that
+    could only fail (an outside contact has a senderId only)."""
+    from models.platform import OutboxItem
+
+    platforms[1].fail_next("/robot/sendBySession", 310000, "sessionWebhook invalid")
+    payload = _message(app, client, "staff_stream_5", "帮助", "s7")
+    del payload["senderStaffId"]
+    payload["senderId"] = "$:LWCP_v1:$outside_contact"
+    handler = dingtalk_stream.RobotHandler(app)
+    assert handler.answer(payload) == "undeliverable"
+    assert db.query(OutboxItem).filter(OutboxItem.kind == "bot.reply").count() == 0

@@ -60,7 +60,7 @@ def test_dingtalk_reply_job_sends_a_work_notification(platforms, db, run_jobs):
     db.flush()
     run_jobs()
     (record,) = fake_dingtalk.delivered
-    assert record["userid"] == "staff01" and record["msg"]["text"]["content"] == "完成"
+    assert record["userid"] == "staff01" and record["msg"]["text"]["content"].startswith("完成\n\n（回复您 ")
 
 
 def test_menu_push_publishes_keys_that_route_to_commands(app, platforms):

@@ -162,7 +162,7 @@ class FakeDingTalk(FakeServer):
                 msg = None
         if str(body.get("agent_id")) != str(self.agent_id):
             return error(40056, "不合法的agentid")
-        if not isinstance(msg, dict) or msg.get("msgtype") not in msg:
+        if not isinstance(msg, dict) or msg.get("msgtype") not in msg or not _well_formed(msg):
             return error(40035, "不合法的参数")
         users = [u for u in str(body.get("userid_list") or "").split(",") if u]
         if not users:
@@ -210,3 +210,27 @@ class FakeDingTalk(FakeServer):
             "forbidden_list": list(task["forbidden"]),
         }
         return ok(send_result=send_result, request_id=secrets.token_hex(6))
+
+
+def _well_formed(msg: dict) -> bool:
+    """The fields the work-notification message types require (DingTalk's 消息类型与数据格式)."""
+    body = msg[msg["msgtype"]]
+    if not isinstance(body, dict):
+        return False
+    if msg["msgtype"] == "text":
+        return bool(body.get("content"))
+    if msg["msgtype"] == "markdown":
+        return bool(body.get("title")) and bool(body.get("text"))
+    if msg["msgtype"] == "action_card":
+        if not body.get("title") or not body.get("markdown"):
+            return False
+        if body.get("single_title") or body.get("single_url"):
+            return bool(body.get("single_title")) and bool(body.get("single_url"))
+        buttons = body.get("btn_json_list")
+        return (
+            isinstance(buttons, list)
+            and bool(buttons)
+            and all(isinstance(b, dict) and b.get("title") and b.get("action_url") for b in buttons)
+            and body.get("btn_orientation") in ("0", "1")
+        )
+    return True

@@ -15,6 +15,7 @@ from tests.fakes.server import FakeServer, error, ok
 
 CUSTOM_WINDOW = 48 * 3600
 TOKEN_TTL = 7200
+TEXT_BYTES = 2048  # customer-service text; beyond it WeChat answers 45002
 
 ERR_TOKEN_INVALID = (40001, "invalid credential, access_token is invalid or not latest")
 ERR_TOKEN_EXPIRED = (42001, "access_token expired")
@@ -212,6 +213,16 @@ class FakeWeChat(FakeServer):
                 return error(47001, "data format error")
             if msgtype == "image" and body["image"].get("media_id") not in self.media:
                 return error(40007, "invalid media_id")
+            if msgtype == "text" and len(str(body["text"].get("content") or "").encode()) > TEXT_BYTES:
+                return error(45002, "content size out of limit")
+            if msgtype == "news":
+                articles = body["news"].get("articles")
+                if not isinstance(articles, list) or not articles:
+                    return error(47001, "data format error")
+                if len(articles) > 1:
+                    return error(45008, "article size out of limit")
+                if not all(isinstance(a, dict) and a.get("title") and a.get("url") for a in articles):
+                    return error(47001, "data format error")
             last = self.last_interaction.get(openid)
             if last is None or self.clock() - last > CUSTOM_WINDOW:
                 return error(45015, "response out of time limit or subscription is canceled")
