@@ -44,46 +44,40 @@ def _enterprises(turn: Turn) -> list[Any]:
     return list(rows)
 
 
+def _due(session: Session, model: Any, statuses: list[Any], enterprise_id: int, today: Any, *, lapsed: bool):
+    """The enterprise's ``model`` rows in ``statuses`` whose validity ends within the
+    horizon (``lapsed``: those already past it too), soonest first."""
+    horizon = today + timedelta(days=EXPIRY_HORIZON_DAYS)
+    window = [model.valid_until <= horizon] + ([] if lapsed else [model.valid_until >= today])
+    return list(
+        session.scalars(
+            select(model)
+            .where(model.enterprise_id == enterprise_id, model.status.in_(statuses), *window)
+            .order_by(model.valid_until, model.id)
+            .limit(MAX_LINES)
+        )
+    )
+
+
 def _expiring_permits(session: Session, enterprise_id: int, today: Any) -> list[Any]:
     """The enterprise's usable permits whose validity ends within the horizon."""
     from models.permits.applications import Permit, PermitStatus
 
-    horizon = today + timedelta(days=EXPIRY_HORIZON_DAYS)
-    return list(
-        session.scalars(
-            select(Permit)
-            .where(
-                Permit.enterprise_id == enterprise_id,
-                Permit.status.in_([PermitStatus.valid, PermitStatus.flagged]),
-                Permit.valid_until >= today,
-                Permit.valid_until <= horizon,
-            )
-            .order_by(Permit.valid_until, Permit.id)
-            .limit(MAX_LINES)
-        )
+    return _due(
+        session, Permit, [PermitStatus.valid, PermitStatus.flagged], enterprise_id, today, lapsed=False
     )
+
+
+def _expiring(session: Session, enterprise_id: int, today: Any) -> list[Any]:
+    """The enterprise's credentials expiring within the horizon or already expired."""
+    from models.permits.credentials import Credential, CredentialStatus
+
+    statuses = [CredentialStatus.active, CredentialStatus.expired]
+    return _due(session, Credential, statuses, enterprise_id, today, lapsed=True)
 
 
 def _when(days: int) -> str:
     return f"已过期 {-days} 天" if days < 0 else ("今天到期" if days == 0 else f"{days} 天后到期")
-
-
-def _expiring(session: Session, enterprise_id: int, today: Any) -> list[Any]:
-    from models.permits.credentials import Credential, CredentialStatus
-
-    horizon = today + timedelta(days=EXPIRY_HORIZON_DAYS)
-    return list(
-        session.scalars(
-            select(Credential)
-            .where(
-                Credential.enterprise_id == enterprise_id,
-                Credential.status.in_([CredentialStatus.active, CredentialStatus.expired]),
-                Credential.valid_until <= horizon,
-            )
-            .order_by(Credential.valid_until)
-            .limit(MAX_LINES)
-        )
-    )
 
 
 @command(
