@@ -6,41 +6,33 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.quiz import Attempt, AttemptStatus, Competition, Question, QuestionVersion
+from models.quiz import Attempt, AttemptStatus, Competition
 from services.quiz import bank, grading
 from services.quiz.papers import get_paper
 
 FINISHED = (AttemptStatus.submitted, AttemptStatus.expired)
 
 
-def view(session: Session, attempt: Attempt, now: datetime) -> dict[str, Any]:
+def view(
+    session: Session, attempt: Attempt, now: datetime, content: bank.Content | None = None
+) -> dict[str, Any]:
     """The attempt as its worker sees it. Answers and explanations appear only once the
     attempt is finished; before that, options are shown shuffled and relabelled. For a
     competition, per-question results wait for the end of the window (``results_at``;
-    the worker's own totals are shown, as on the leaderboard)."""
+    the worker's own totals are shown, as on the leaderboard). ``content`` (questions by
+    version id, as ``bank.content_of`` returns) may be passed preloaded."""
     done = attempt.status in FINISHED
     results_at = None
     if attempt.competition_id is not None:
         results_at = results_time(session, attempt)
     shown = done and (results_at is None or now >= results_at)
-    qs = {
-        q.id: q
-        for q in session.scalars(
-            select(Question).where(Question.id.in_([i.question_id for i in attempt.items]))
-        )
-    }
-    vs = {
-        v.id: v
-        for v in session.scalars(
-            select(QuestionVersion).where(QuestionVersion.id.in_([i.version_id for i in attempt.items]))
-        )
-    }
+    if content is None:
+        content = bank.content_of(session, [i.version_id for i in attempt.items])
     items = []
     for item in attempt.items:
-        q, v = qs[item.question_id], vs[item.version_id]
+        q, v = content[item.version_id]
         entry = {
             "position": item.position,
             "question": bank.public_view(q, v, item.option_order),

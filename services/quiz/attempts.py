@@ -24,7 +24,6 @@ from models.quiz import (
     Grading,
     Paper,
     PointEntry,
-    Question,
     QuestionVersion,
 )
 from services.quiz import bank, cache, grading, intake, points
@@ -63,8 +62,9 @@ def start(
             continue  # another kind of attempt on this paper is never handed out as this one
         if a.status == AttemptStatus.in_progress:
             if now <= a.deadline_at + timedelta(seconds=paper.grace_seconds):
-                intake.warm_after_commit(session, a)
-                return view(session, a, now)
+                content = bank.content_of(session, [i.version_id for i in a.items])
+                intake.warm_after_commit(session, a, content)
+                return view(session, a, now, content)
             if not may_close(a):
                 raise Conflict("上次作答的提交正在记录，请稍后再试", code="attempt_being_recorded")
             close(session, a, now)
@@ -84,22 +84,21 @@ def start(
         started_at=now,
         deadline_at=deadline,
     )
-    session.add(attempt)
-    session.flush()
-    for pos, qid in enumerate(qids, 1):
-        q = session.get(Question, qid)
-        assert q is not None
-        v = bank.current(session, q)
-        order = [rng.sample(keys, len(keys)) for keys in bank.options_per_part(v)]
-        session.add(
-            AttemptItem(
-                attempt_id=attempt.id, position=pos, question_id=qid, version_id=v.id, option_order=order
-            )
+    current = bank.current_versions(session, qids)  # the whole paper in one query
+    attempt.items = [
+        AttemptItem(
+            position=pos,
+            question_id=qid,
+            version_id=current[qid][1].id,
+            option_order=[rng.sample(keys, len(keys)) for keys in bank.options_per_part(current[qid][1])],
         )
-    session.flush()
-    session.expire(attempt, ["items"])
-    intake.warm_after_commit(session, attempt)
-    return view(session, attempt, now)
+        for pos, qid in enumerate(qids, 1)
+    ]
+    session.add(attempt)
+    session.flush()  # the attempt, then its items in one batched INSERT
+    content = {v.id: (q, v) for q, v in current.values()}
+    intake.warm_after_commit(session, attempt, content)
+    return view(session, attempt, now, content)
 
 
 def own_attempt(session: Session, actor: Actor, attempt_id: int, lock: bool = False) -> Attempt:

@@ -237,6 +237,42 @@ def current(session: Session, q: Question) -> QuestionVersion:
     return v
 
 
+#: question and version content by version id (what views and sheets of an attempt need)
+Content = dict[int, tuple[Question, QuestionVersion]]
+
+
+def current_versions(
+    session: Session, question_ids: list[int]
+) -> dict[int, tuple[Question, QuestionVersion]]:
+    """Every named question with its current version, by question id: one query (plus
+    the topics' selectin load), however many questions."""
+    if not question_ids:
+        return {}
+    rows = session.execute(
+        select(Question, QuestionVersion)
+        .join(
+            QuestionVersion,
+            (QuestionVersion.question_id == Question.id)
+            & (QuestionVersion.number == Question.current_version),
+        )
+        .where(Question.id.in_(question_ids))
+    ).all()
+    return {q.id: (q, v) for q, v in rows}
+
+
+def content_of(session: Session, version_ids: list[int]) -> Content:
+    """Questions with the given versions (not necessarily current), by version id: one
+    query plus the topics' selectin load."""
+    if not version_ids:
+        return {}
+    rows = session.execute(
+        select(Question, QuestionVersion)
+        .join(QuestionVersion, QuestionVersion.question_id == Question.id)
+        .where(QuestionVersion.id.in_(version_ids))
+    ).all()
+    return {v.id: (q, v) for q, v in rows}
+
+
 def public_view(q: Question, v: QuestionVersion, order: list[list[str]] | None = None) -> dict[str, Any]:
     """What a worker sees before answering: no answer, no explanation.
 
@@ -317,4 +353,5 @@ def list_questions(
         stmt = stmt.where(Question.status == QuestionStatus(status))
     rows = list(session.scalars(stmt.limit(limit + 1)))
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return {"items": [full_view(q, current(session, q)) for q in rows[:limit]], "next_cursor": nxt}
+    cur = current_versions(session, [q.id for q in rows[:limit]])
+    return {"items": [full_view(*cur[q.id]) for q in rows[:limit]], "next_cursor": nxt}

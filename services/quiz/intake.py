@@ -38,7 +38,7 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.idempotency import request_hash
 from core.redislink import call as redis_call
-from models.quiz import Attempt, AttemptItem, AttemptStatus, Question, QuestionVersion
+from models.quiz import Attempt, AttemptItem, AttemptStatus
 from services.quiz import bank, grading
 
 log = logging.getLogger(__name__)
@@ -114,14 +114,17 @@ def _ms(dt: datetime) -> int:
 # --- the sheet -----------------------------------------------------------------------
 
 
-def build_sheet(session: Session, attempt: Attempt) -> dict[str, Any]:
+def build_sheet(session: Session, attempt: Attempt, content: bank.Content | None = None) -> dict[str, Any]:
+    """What the write-behind submit needs of an attempt; ``content`` (questions by
+    version id, ``bank.content_of``) may be passed preloaded."""
     from services.quiz.papers import get_paper
 
     paper = get_paper(session, attempt.paper_id)
     items = list(attempt.items)
-    qids, vids = [i.question_id for i in items], [i.version_id for i in items]
-    qs = {q.id: q for q in session.scalars(select(Question).where(Question.id.in_(qids)))}
-    vs = {v.id: v for v in session.scalars(select(QuestionVersion).where(QuestionVersion.id.in_(vids)))}
+    if content is None:
+        content = bank.content_of(session, [i.version_id for i in items])
+    qs = {q.id: q for q, _v in content.values()}
+    vs = {v.id: v for _q, v in content.values()}
     reveal: dict[str, Any] = {}
     if attempt.competition_id is not None:  # per-question results wait for the window's end
         from services.quiz.attempt_view import results_time
@@ -161,14 +164,14 @@ def cache_sheet(r: Any, session: Session, attempt: Attempt) -> dict[str, Any]:
     return sheet
 
 
-def warm_after_commit(session: Session, attempt: Attempt) -> None:
+def warm_after_commit(session: Session, attempt: Attempt, content: bank.Content | None = None) -> None:
     """Cache an open attempt's sheet once the attempt is committed (so the submit finds
     it in Redis); a Redis error there is harmless, the submit builds it again."""
     from services.quiz import cache
 
     if not enabled(cache.app()):
         return
-    sheet = json.dumps(build_sheet(session, attempt), ensure_ascii=False, separators=(",", ":"))
+    sheet = json.dumps(build_sheet(session, attempt, content), ensure_ascii=False, separators=(",", ":"))
     key = state_key(attempt.id)
 
     def store(r: Any) -> None:

@@ -89,10 +89,11 @@ def more(session: Session, actor: Actor, now: datetime | None = None) -> dict[st
 def _add_items(
     session: Session, person_id: int, day: date, chosen: list[tuple[Question, str]], after: int, now: datetime
 ) -> None:
+    current = bank.current_versions(session, [q.id for q, _ in chosen])
     try:
         with session.begin_nested():
             for pos, (q, reason) in enumerate(chosen, after + 1):
-                v = bank.current(session, q)
+                v = current[q.id][1]
                 session.add(
                     PracticeItem(
                         person_id=person_id,

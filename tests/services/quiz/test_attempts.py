@@ -169,3 +169,32 @@ def test_a_paper_is_only_for_workers_inside_its_unit(db, env):
     assert exc.value.code == "paper_out_of_scope"
     assert db.scalar(select(func.count()).select_from(Attempt)) == 0
     assert attempts.start(db, env["worker"], p.id, NOW)["paper_id"] == p.id
+
+
+def _statements(db, call) -> int:
+    """SQL statements ``call`` sends (counted on the engine the test session uses)."""
+    from sqlalchemy import event
+
+    engine = db.get_bind().engine
+    seen: list[str] = []
+    listen = lambda *a: seen.append(a[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    return len(seen)
+
+
+def test_starting_an_attempt_costs_the_same_few_statements_for_5_and_20_questions(db, env):
+    """Question versions are loaded for the whole paper at once, not one query per question."""
+    counts = {}
+    for n in (5, 20):
+        p = paper(db, env, title=f"{n} 题", question_ids=env["ids"][:n])
+        w = worker(db, env["tree"]["grid"], f"网格员{n}")
+        db.expire_all()  # nothing preloaded in the identity map, as in a fresh request
+        counts[n] = _statements(db, lambda p=p, w=w: attempts.start(db, w, p.id, NOW))
+        resumed = _statements(db, lambda p=p, w=w: attempts.start(db, w, p.id, NOW + timedelta(minutes=1)))
+        counts[f"resume {n}"] = resumed
+    assert counts[5] == counts[20] and counts["resume 5"] == counts["resume 20"], counts
+    assert counts[20] <= 10, counts  # was 34 for 5 and 94 for 20 questions
