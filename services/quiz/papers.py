@@ -16,6 +16,8 @@ from models.quiz import Competition, Grading, Paper, PaperMode, Question, Questi
 from services.quiz import bank
 from services.quiz.config import rules_at
 
+STATUS_WORDS = {QuestionStatus.draft: "草稿", QuestionStatus.retired: "已停用"}
+
 
 def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
     """Trainer creates a fixed paper (question ids) or a blueprint (count per topic ×
@@ -42,12 +44,7 @@ def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
         created_by_id=actor.person_id,
     )
     if paper.mode == PaperMode.fixed:
-        if not paper.question_ids:
-            raise ValidationFailed(fields={"question_ids": "固定试卷至少需要一道题"})
-        found = set(session.scalars(select(Question.id).where(Question.id.in_(paper.question_ids))))
-        missing = [q for q in paper.question_ids if q not in found]
-        if missing:
-            raise ValidationFailed(fields={"question_ids": f"题目不存在：{missing}"})
+        check_fixed_questions(session, paper.question_ids)
     else:
         if not paper.blueprint:
             raise ValidationFailed(fields={"blueprint": "抽题规则不能为空"})
@@ -58,6 +55,31 @@ def create_paper(session: Session, actor: Actor, spec: dict[str, Any]) -> Paper:
     session.add(paper)
     session.flush()
     return paper
+
+
+def check_fixed_questions(session: Session, question_ids: list[int]) -> None:
+    """A fixed paper's questions must exist and be active (not a draft, not retired):
+    422 naming ``question_ids`` and the offending ids (``details``), before anything is
+    written. Every path that sets a fixed paper's questions calls this."""
+    if not question_ids:
+        raise ValidationFailed(fields={"question_ids": "固定试卷至少需要一道题"})
+    status = dict(
+        session.execute(select(Question.id, Question.status).where(Question.id.in_(question_ids))).all()
+    )
+    missing = [q for q in dict.fromkeys(question_ids) if q not in status]
+    if missing:
+        raise ValidationFailed(
+            fields={"question_ids": f"题目不存在：{missing}"}, details={"missing": missing}
+        )
+    inactive = [q for q in dict.fromkeys(question_ids) if status[q] != QuestionStatus.active]
+    if inactive:
+        words = "、".join(f"{q}（{STATUS_WORDS[status[q]]}）" for q in inactive)
+        raise ValidationFailed(
+            f"试卷不能包含未启用的题目：{words}",
+            code="question_not_active",
+            fields={"question_ids": f"题目未启用（草稿或已停用）：{inactive}"},
+            details={"inactive": inactive},
+        )
 
 
 def _home_unit(actor: Actor) -> int | None:

@@ -198,3 +198,19 @@ def test_starting_an_attempt_costs_the_same_few_statements_for_5_and_20_question
         counts[f"resume {n}"] = resumed
     assert counts[5] == counts[20] and counts["resume 5"] == counts["resume 20"], counts
     assert counts[20] <= 10, counts  # was 34 for 5 and 94 for 20 questions
+
+
+@pytest.mark.parametrize("status", ["draft", "retired"])
+def test_a_fixed_paper_refuses_draft_and_retired_questions(db, env, status):
+    from core.errors import ValidationFailed
+    from models.quiz import Paper, QuestionStatus
+
+    bad = env["ids"][:2]
+    for qid in bad:
+        bank.set_status(db, env["trainer"], qid, QuestionStatus(status))
+    with pytest.raises(ValidationFailed) as exc:
+        paper(db, env, question_ids=[*bad, env["ids"][2]])
+    assert exc.value.status == 422 and exc.value.code == "question_not_active"
+    assert str(bad) in exc.value.fields["question_ids"] and exc.value.details == {"inactive": bad}
+    assert ("草稿" if status == "draft" else "已停用") in exc.value.message
+    assert db.scalar(select(func.count()).select_from(Paper)) == 0
