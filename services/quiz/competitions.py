@@ -15,7 +15,7 @@ from core.auth import Actor, require_jurisdiction, require_role
 from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.identity import OrgUnit, Person
-from models.quiz import Attempt, AttemptItem, AttemptStatus, Competition, CompetitionStatus
+from models.quiz import Attempt, AttemptItem, AttemptStatus, Competition, CompetitionStatus, Paper
 from services.quiz import attempts, leaderboard, levels, points
 from services.quiz.config import rules_at
 
@@ -46,10 +46,18 @@ def _inside(session: Session, person_id: int, unit_path: str) -> bool:
 
 
 def create(session: Session, actor: Actor, spec: dict[str, Any]) -> Competition:
-    """Trainer schedules a competition for a unit of their jurisdiction."""
+    """Trainer schedules a competition for a unit of their jurisdiction.
+
+    A paper serves one competition only: its answers are public once that competition
+    publishes results (and its questions once anyone has seen them), so a second
+    competition on it is refused (422 ``paper_used_by_competition``, field ``paper_id``)
+    rather than silently copied: a copy would hold the same questions. The trainer makes
+    a new paper (a blueprint paper draws fresh questions). The paper row is locked while
+    checking, so two trainers cannot both take it."""
     unit = _unit(session, spec["org_unit_id"])
     require_jurisdiction(actor, unit.path, *TRAINER)
     paper = attempts.get_paper(session, spec["paper_id"])
+    _check_paper_unused(session, paper.id)
     starts, ends, freeze = spec["starts_at"], spec["ends_at"], spec.get("freeze_at")
     if ends <= starts:
         raise ValidationFailed(fields={"ends_at": "结束时间应晚于开始时间"})
@@ -74,6 +82,25 @@ def create(session: Session, actor: Actor, spec: dict[str, Any]) -> Competition:
     session.add(comp)
     session.flush()
     return comp
+
+
+def _check_paper_unused(session: Session, paper_id: int) -> None:
+    """Refuse a paper that a competition already uses (locks the paper row first)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Paper.id).where(Paper.id == paper_id).with_for_update())
+    other = session.execute(
+        select(Competition.id, Competition.title)
+        .where(Competition.paper_id == paper_id)
+        .order_by(Competition.id)
+        .limit(1)
+    ).first()
+    if other is not None:
+        raise ValidationFailed(
+            f"该试卷已用于比武《{other.title}》，成绩公布后答案即公开，请为本次比武另建试卷",
+            code="paper_used_by_competition",
+            fields={"paper_id": f"已用于比武《{other.title}》（编号 {other.id}）"},
+            details={"competition_id": other.id},
+        )
 
 
 def enter(session: Session, actor: Actor, comp_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -229,20 +256,33 @@ def finalize_due(session: Session, now: datetime | None = None) -> list[int]:
 
 def item_statistics(session: Session, actor: Actor, comp_id: int) -> list[dict[str, Any]]:
     """Facility and discrimination (item vs rest-of-test correlation) over first attempts;
-    flags items with facility > 0.95 or < 0.2, or discrimination < 0.2."""
+    flags items with facility > 0.95 or < 0.2, or discrimination < 0.2.
+
+    An item's score follows how its marks are awarded (services.quiz.grading): without
+    certainty-based marking a scenario item earns one mark per right part, so its score
+    is the fraction of parts right (partial credit, Moodle's facility index); with
+    certainty-based marking the marks are all-or-nothing (right only when every part is
+    right), so the score is 1 or 0 on the same rule. Unanswered items score 0."""
     comp = get(session, comp_id)
     require_jurisdiction(actor, _unit(session, comp.org_unit_id).path, *TRAINER)
     if comp.status != CompetitionStatus.finalized:
         raise Conflict("比武结束并公布成绩后才能查看题目分析", code="results_not_published")
+    cbm = attempts.get_paper(session, comp.paper_id).certainty_marking
     rows = session.execute(
-        select(AttemptItem.attempt_id, AttemptItem.question_id, AttemptItem.marks, Attempt.max_marks)
+        select(
+            AttemptItem.attempt_id,
+            AttemptItem.question_id,
+            AttemptItem.marks,
+            AttemptItem.correct,
+            AttemptItem.option_order,  # one list per part: an item's marks are out of len(order)
+        )
         .join(Attempt, Attempt.id == AttemptItem.attempt_id)
         .where(Attempt.competition_id == comp.id, Attempt.status.in_(leaderboard.FINISHED))
     ).all()
     totals: dict[int, float] = {}
     per_q: dict[int, list[tuple[int, float]]] = {}
-    for aid, qid, marks, _mx in rows:
-        s = 1.0 if marks > 0 else 0.0
+    for aid, qid, marks, correct, order in rows:
+        s = (1.0 if correct else 0.0) if cbm else marks / len(order)
         totals[aid] = totals.get(aid, 0.0) + s
         per_q.setdefault(qid, []).append((aid, s))
     out = []

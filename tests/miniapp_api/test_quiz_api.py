@@ -304,13 +304,14 @@ def test_workers_find_their_competitions_and_trainers_their_papers(db, env):
     t, w = env["t"], env["w"]
     now = utcnow()
     pid = new_paper(env, title="比武卷")
-    spec = {"paper_id": pid, "org_unit_id": env["tree"]["district"].id}
+    spec = {"org_unit_id": env["tree"]["district"].id}
     windows = {"进行中": (now - timedelta(hours=1), now + timedelta(hours=1)),
                "未开始": (now + timedelta(days=1), now + timedelta(days=1, hours=2))}  # fmt: skip
     ids = {}
     for title, (start, end) in windows.items():
-        r = t.post("/quiz/competitions", {**spec, "title": title, "starts_at": start.isoformat(),
-                                          "ends_at": end.isoformat()})  # fmt: skip
+        paper = pid if title == "进行中" else new_paper(env, title="下次比武卷")  # one paper, one competition
+        window = {"starts_at": start.isoformat(), "ends_at": end.isoformat()}
+        r = t.post("/quiz/competitions", {**spec, **window, "paper_id": paper, "title": title})
         assert r.status_code == 201, r.json
         ids[title] = r.json["data"]["competition_id"]
     entry = w.post(f"/quiz/competitions/{ids['进行中']}/entry").json["data"]

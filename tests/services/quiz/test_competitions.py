@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from core.errors import Conflict, Forbidden, ValidationFailed
 from models.identity import OrgLevel
-from models.quiz import Attempt, AttemptStatus, PointEntry, WorkerLevel
+from models.quiz import Attempt, AttemptStatus, Competition, PointEntry, WorkerLevel
 from services.quiz import attempts, competitions, leaderboard
 from tests.helpers import make_org
 from tests.services.quiz.factories import NOW, make_bank, org_tree, trainer, worker
@@ -257,3 +257,56 @@ def test_a_submit_after_the_attempt_was_closed_says_the_deadline_passed(db, env)
     with pytest.raises(Conflict) as exc:
         attempts.submit(db, w, a["attempt_id"], [], c.ends_at + timedelta(minutes=2))
     assert exc.value.code == "attempt_deadline_passed" and "截止" in exc.value.message
+
+
+def test_a_paper_serves_one_competition_only(db, env):
+    """The first competition publishes the paper's answers; a second one on the same paper
+    is refused with a stable code naming paper_id, and nothing is written."""
+    c = env["comp"]
+    spec = {
+        "title": "四月比武",
+        "paper_id": c.paper_id,
+        "org_unit_id": env["tree"]["street"].id,
+        "starts_at": NOW + timedelta(days=30),
+        "ends_at": NOW + timedelta(days=30, hours=12),
+    }
+    with pytest.raises(ValidationFailed) as exc:
+        competitions.create(db, env["trainer"], spec)
+    assert exc.value.status == 422 and exc.value.code == "paper_used_by_competition"
+    assert "三月比武" in exc.value.message and "三月比武" in exc.value.fields["paper_id"]
+    assert exc.value.details == {"competition_id": c.id}
+    assert db.scalar(select(func.count()).select_from(Competition)) == 1
+    fresh = attempts.create_paper(
+        db, env["trainer"], {"title": "四月卷", "mode": "fixed", "question_ids": env["ids"][6:9]}
+    )
+    assert competitions.create(db, env["trainer"], {**spec, "paper_id": fresh.id}).paper_id == fresh.id
+
+
+def _wrong(labels: str, n_options: int) -> str:
+    return next(x for x in ("A", "B", "C", "AB")[: n_options + 1] if x != labels)
+
+
+@pytest.mark.parametrize(("cbm", "facility"), [(False, 0.5), (True, 0.0)])
+def test_facility_of_a_partly_right_scenario_follows_its_marks(db, env, cbm, facility):
+    """Without certainty-based marking a scenario with one of two parts right earns half
+    its marks, so it counts as half right (it used to count as right); with it, the marks
+    are all-or-nothing, so it counts as wrong."""
+    scenario, single = env["ids"][-1], env["ids"][0]
+    t = env["trainer"]
+    p = attempts.create_paper(
+        db,
+        t,
+        {"title": "情景卷", "mode": "fixed", "question_ids": [scenario, single], "certainty_marking": cbm},
+    )
+    spec = {"title": "情景比武", "paper_id": p.id, "org_unit_id": env["tree"]["district"].id}
+    c = competitions.create(db, t, {**spec, "starts_at": NOW, "ends_at": NOW + timedelta(hours=1)})
+    w = worker(db, env["tree"]["grid"])
+    a = competitions.enter(db, w, c.id, NOW)
+    right = {r["position"]: r["choice"] for r in correct_labels(db, a["attempt_id"])}
+    pos = next(i["position"] for i in a["items"] if i["question"]["question_id"] == scenario)
+    part1, part2 = right[pos]
+    answers = [{"position": pos, "choice": [part1, _wrong(part2, 3)], "certainty": 1}]
+    attempts.submit(db, w, a["attempt_id"], answers, NOW + timedelta(minutes=5))
+    competitions.finalize(db, c.id, NOW + timedelta(hours=2))
+    stats = {s["question_id"]: s for s in competitions.item_statistics(db, t, c.id)}
+    assert stats[scenario]["facility"] == facility and stats[single]["facility"] == 0.0
