@@ -110,8 +110,8 @@ def my_points_history(ctx: Ctx) -> dict:
 
 @bp.get("/me/level", roles=LEARNER)
 def my_level(ctx: Ctx) -> dict:
-    """我的星级及升到下一级还需要什么"""
-    return levels.assess(ctx.session, ctx.me.person_id, store=False)
+    """我的星级（季度评定结果，与聊天“积分”、比武分组一致）及升级进度（按当前数据实时计算）"""
+    return levels.level_view(ctx.session, ctx.me.person_id)
 
 
 @bp.get("/me/level/history", roles=LEARNER)

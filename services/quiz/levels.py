@@ -8,6 +8,11 @@ batch job) assesses each at the row's slot time, stores the level (``WorkerLevel
 competition bracket) and a ``LevelSnapshot`` per worker and quarter, and notifies the
 workers whose level changed (dedup key ``level:{person}:{quarter}``). Running a quarter
 twice changes and sends nothing.
+
+The stored level is the worker's level everywhere (``current_level``): API, portrait,
+chat and competition bracket. A fresh ``assess`` is only ever shown as progress
+(``level_view``: what today's data reaches and what the next level needs), never as
+the level, so one worker never sees two star counts.
 """
 
 from __future__ import annotations
@@ -39,8 +44,39 @@ SNAPSHOT_BATCH = 200
 
 
 def current_level(session: Session, person_id: int) -> int:
+    """The worker's level: the stored one (``WorkerLevel``, set by the quarterly
+    assessment), 1 before the first. The one source of "current level" for every channel:
+    the API, the portrait, chat 积分 and the competition bracket."""
     row = session.get(WorkerLevel, person_id)
     return row.level if row else 1
+
+
+PROGRESS_NOTE = "进度按当前数据实时计算，仅供参考；星级每季度评定一次，下次评定时才会变化"
+
+
+def level_view(session: Session, person_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """The worker's current (stored) level, and separately, labelled as progress, what
+    their data reaches today and what the next level above that needs. Read-only."""
+    now = now or utcnow()
+    row = session.get(WorkerLevel, person_id)
+    level = row.level if row else 1
+    fresh = assess(session, person_id, now, store=False)
+    return {
+        "level": level,
+        "stars": "★" * level,
+        "assessed_at": row.computed_at.isoformat() if row else None,
+        "rules_version": row.rules_version if row else None,
+        "progress": {
+            "label": "升级进度",
+            "note": PROGRESS_NOTE,
+            "as_of": now.isoformat(),
+            "reachable_level": fresh["level"],
+            "reachable_stars": fresh["stars"],
+            "evidence": fresh["evidence"],
+            "next": fresh["next"],
+            "rules_version": fresh["rules_version"],
+        },
+    }
 
 
 def evidence(session: Session, person_id: int, now: datetime) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def worker(session: Session, actor: Actor, person_id: int, now: datetime | None 
         "weak_topics": [t["topic"] for t in weak[:3]],
         "streak": {"active_days_last_7": days, "text": f"近 7 天有 {days} 天参与学习"},
         "history": history(session, person_id, now),
-        "level": levels.assess(session, person_id, now, store=False),
+        "level": levels.level_view(session, person_id, now),
         "points": points.standing(session, person_id),
     }
 

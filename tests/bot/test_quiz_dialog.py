@@ -168,3 +168,24 @@ def test_another_set_in_chat_counts_toward_the_daily_cap(wx, db, bound_worker):
     reply = wx.text("o_more", right[5]).text
     assert "回答正确" in reply and "积分 +" not in reply and "上限" in reply
     assert _points(db, actor.person_id) == 5
+
+
+def test_api_portrait_and_chat_show_the_same_stored_level(wx, client, db, bound_worker):
+    """The quarterly (stored) level is the level everywhere; what today's data would reach
+    is shown only as progress. Here the stored level is 3 while fresh data reaches 1."""
+    from models.identity import Person
+    from models.quiz import WorkerLevel
+    from tests.helpers import Api, token_for
+    from tests.services.quiz.factories import NOW
+
+    actor, code = bound_worker
+    db.add(WorkerLevel(person_id=actor.person_id, level=3, rules_version="2026-01", computed_at=NOW))
+    db.flush()
+    api = Api(client, token_for(db, db.get(Person, actor.person_id)))
+    lv = api.get("/quiz/me/level").json["data"]
+    assert (lv["level"], lv["stars"]) == (3, "★★★")
+    assert lv["progress"]["reachable_level"] == 1 and lv["progress"]["label"] == "升级进度"
+    portrait = api.get(f"/quiz/portraits/workers/{actor.person_id}").json["data"]
+    assert portrait["level"]["level"] == 3
+    assert "绑定成功" in wx.text("o_worker", f"绑定 {code}").text
+    assert "等级：★★★\n" in wx.text("o_worker", "积分").text + "\n"
