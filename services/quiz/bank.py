@@ -17,6 +17,7 @@ from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pagination import cursor_id, encode_cursor
 from models.quiz import Question, QuestionKind, QuestionStatus, QuestionTopic, QuestionVersion, Topic
+from services.quiz import audit
 
 TRAINER_ROLES = ("trainer",)
 KIND_LABELS = {
@@ -180,19 +181,24 @@ def _version(qid: int, number: int, d: Draft, digest: str, actor_id: int | None,
 
 
 def create(session: Session, actor: Actor, d: Draft, now: datetime | None = None) -> Question:
-    """Trainer adds one question. Refuses invalid content and duplicates (409)."""
+    """Trainer adds one question. Refuses invalid content and duplicates (409). Audited
+    (``quiz.question.create``)."""
     require_role(actor, *TRAINER_ROLES)
     why = check_draft(d)
     if why:
         raise ValidationFailed(why, fields={"question": why})
-    q = store(session, d, actor.person_id, now or utcnow())
+    now = now or utcnow()
+    q = store(session, d, actor.person_id, now)
     if q is None:
         raise Conflict("题库中已有相同内容的题目", code="duplicate_question")
+    data = {"kind": str(q.kind), "version": 1, "status": str(q.status), "topics": list(d.topics)}
+    audit.record(session, actor.person_id, "quiz.question.create", "quiz_question", q.id, data, now)
     return q
 
 
 def edit(session: Session, actor: Actor, question_id: int, d: Draft, now: datetime | None = None) -> Question:
-    """A new version of the question; earlier answers keep pointing at their version."""
+    """A new version of the question; earlier answers keep pointing at their version.
+    Audited (``quiz.question.edit``: versions and each changed field before/after)."""
     require_role(actor, *TRAINER_ROLES)
     q = get(session, question_id)
     why = check_draft(d)
@@ -201,21 +207,36 @@ def edit(session: Session, actor: Actor, question_id: int, d: Draft, now: dateti
     if d.kind != q.kind:
         raise ValidationFailed("不能修改题型", fields={"kind": "不能修改题型"})
     now = now or utcnow()
+    before = audit.question_state(q, current(session, q), [t.name for t in q.topics])
     q.current_version += 1
     q.difficulty = d.difficulty
-    session.add(_version(q.id, q.current_version, d, d.content_hash(), actor.person_id, now))
+    v = _version(q.id, q.current_version, d, d.content_hash(), actor.person_id, now)
+    session.add(v)
     session.execute(QuestionTopic.__table__.delete().where(QuestionTopic.question_id == q.id))
     for tid in dict.fromkeys(topic_ids(session, d.topics)):
         session.add(QuestionTopic(question_id=q.id, topic_id=tid))
+    after = audit.question_state(q, v, list(dict.fromkeys(d.topics)))
+    data = {"version": {"before": q.current_version - 1, "after": q.current_version}}
+    data["changes"] = audit.changes(before, after)
+    audit.record(session, actor.person_id, "quiz.question.edit", "quiz_question", q.id, data, now)
     session.flush()
     session.expire(q, ["topics", "versions"])
     return q
 
 
-def set_status(session: Session, actor: Actor, question_id: int, status: QuestionStatus) -> Question:
+def set_status(
+    session: Session, actor: Actor, question_id: int, status: QuestionStatus, now: datetime | None = None
+) -> Question:
+    """Activate, retire or set a question back to draft; a change is audited
+    (``quiz.question.status``), setting the status it already has writes nothing."""
     require_role(actor, *TRAINER_ROLES)
     q = get(session, question_id)
-    q.status = status
+    if q.status != status:
+        data = {"status": {"before": str(q.status), "after": str(status)}}
+        q.status = status
+        audit.record(
+            session, actor.person_id, "quiz.question.status", "quiz_question", q.id, data, now or utcnow()
+        )
     session.flush()
     return q
 

@@ -20,7 +20,7 @@ from core.errors import NotFound, ValidationFailed
 from core.pagination import cursor_id, encode_cursor
 from models.identity import OrgUnit, Person
 from models.quiz import PointEntry
-from services.quiz import cache
+from services.quiz import audit, cache
 from services.quiz.config import period_bounds, rules_at
 
 READY = "quiz:pts:ready"
@@ -161,15 +161,29 @@ def adjust(
     now: datetime | None = None,
 ) -> Award:
     """Trainer award (positive) or correction (补发/扣减) as a new entry; ``ref`` makes it
-    idempotent. Needs jurisdiction over the worker; the reason is kept for audit."""
+    idempotent. Needs jurisdiction over the worker. Audited: ``quiz.points.award`` /
+    ``quiz.points.correction`` on the worker, with the reason, the entry and the balance
+    before and after (a replay of the same ``ref`` writes neither entry nor audit row)."""
     person = session.get(Person, person_id)
     if person is None:
         raise NotFound("人员不存在", code="person_not_found")
     require_jurisdiction(actor, _org_path(session, person.org_unit_id), "trainer")
     if delta == 0 or not reason.strip():
         raise ValidationFailed(fields={"delta": "不能为 0"} if delta == 0 else {"reason": "必须填写原因"})
+    now = now or utcnow()
     source = "award" if delta > 0 else "correction"
-    return award(session, person_id, source, f"{actor.person_id}:{ref}", delta, reason, now, actor.person_id)
+    before = balance_sql(session, person_id)
+    got = award(session, person_id, source, f"{actor.person_id}:{ref}", delta, reason, now, actor.person_id)
+    if not got.duplicate and got.entry_id is not None:
+        data = {
+            "entry_id": got.entry_id,
+            "delta": got.granted,
+            "reason": reason,
+            "ref": ref,
+            "balance": {"before": before, "after": before + got.granted},
+        }
+        audit.record(session, actor.person_id, f"quiz.points.{source}", "person", person_id, data, now)
+    return got
 
 
 def _org_path(session: Session, org_unit_id: int | None) -> str | None:
