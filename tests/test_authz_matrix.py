@@ -46,6 +46,9 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "POST /api/v1/quiz/competitions": QUIZ_TRAINER,
     "POST /api/v1/quiz/competitions/<int:competition_id>/finalize": QUIZ_TRAINER,
     "GET /api/v1/quiz/competitions/<int:competition_id>/item-stats": QUIZ_TRAINER,
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard.xlsx": QUIZ_TRAINER,
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard.csv": QUIZ_TRAINER,
+    "GET /api/v1/quiz/workers/<int:person_id>/attempts": QUIZ_TRAINER,
     "POST /api/v1/quiz/points/adjustments": QUIZ_TRAINER,
     "GET /api/v1/quiz/portraits/units/<int:unit_id>": QUIZ_TRAINER,
     "POST /api/v1/quiz/portraits/units/<int:unit_id>/picture": QUIZ_TRAINER,
@@ -157,6 +160,12 @@ CROSS_TENANT: dict[str, str] = {
     "test_cross_tenant_leaderboard_and_rank_scope_are_refused",
     "GET /api/v1/quiz/me/rank": "tests/miniapp_api/test_quiz_api.py::"
     "test_cross_tenant_leaderboard_and_rank_scope_are_refused",
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard.xlsx": "tests/miniapp_api/"
+    "test_quiz_trainer.py::test_cross_tenant_leaderboard_export_is_limited_to_the_jurisdiction",
+    "GET /api/v1/quiz/competitions/<int:competition_id>/leaderboard.csv": "tests/miniapp_api/"
+    "test_quiz_trainer.py::test_cross_tenant_leaderboard_export_is_limited_to_the_jurisdiction",
+    "GET /api/v1/quiz/workers/<int:person_id>/attempts": "tests/miniapp_api/test_quiz_trainer.py::"
+    "test_cross_tenant_worker_attempts_need_jurisdiction_over_the_worker",
     "POST /api/v1/quiz/papers/<int:paper_id>/attempts": "tests/services/quiz/test_attempts.py::"
     "test_a_paper_is_only_for_workers_inside_its_unit",
     "GET /api/v1/passes/applications/<int:application_id>": "tests/miniapp_api/test_passes_applications.py::"

@@ -11,7 +11,18 @@ from miniapp_api.quiz import learn, manage  # noqa: E402, F401  (routes register
 
 #: views that read results across workers (boards, statistics, portraits, finalising):
 #: every accepted submit is recorded first, not only the caller's own
-_ALL = {"leaderboard", "item_stats", "unit_portrait", "unit_picture", "finalize_competition", "adjust_points"}
+_ALL = {
+    "leaderboard",
+    "leaderboard_xlsx",
+    "leaderboard_csv",
+    "item_stats",
+    "unit_portrait",
+    "unit_picture",
+    "finalize_competition",
+    "adjust_points",
+}
+#: views of one worker's results (path parameter ``person_id``): that worker's submits first
+_WORKER = {"worker_attempts"}
 
 
 def _settle(ctx, ep) -> None:
@@ -24,6 +35,8 @@ def _settle(ctx, ep) -> None:
         return
     if name in _ALL:
         recording.settle(ctx.app)
+    elif name in _WORKER:
+        recording.settle(ctx.app, ctx.path["person_id"])
     elif ctx.actor is not None:
         recording.settle(ctx.app, ctx.actor.person_id)
 

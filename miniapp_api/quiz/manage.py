@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from urllib.parse import quote
 
 from flask import Response
 
@@ -12,10 +13,11 @@ from core.errors import ValidationFailed
 from miniapp_api.quiz import bp
 from miniapp_api.quiz import schemas as s
 from models.quiz import QuestionStatus
-from services.quiz import attempts, bank, competitions, importers, listing, points, portraits
+from services.quiz import attempts, bank, competitions, exports, importers, listing, points, portraits
 
 TRAINER = ("trainer",)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
 
 
 def _question(ctx: Ctx, q) -> dict:
@@ -112,6 +114,35 @@ def finalize_competition(ctx: Ctx, competition_id: int) -> dict:
 def item_stats(ctx: Ctx, competition_id: int) -> list:
     """比武题目分析：难度（通过率）、区分度与需复核标记"""
     return competitions.item_statistics(ctx.session, ctx.me, competition_id)
+
+
+@bp.get("/competitions/<int:competition_id>/leaderboard.xlsx", roles=TRAINER, content_type=XLSX)
+def leaderboard_xlsx(ctx: Ctx, competition_id: int) -> Response:
+    """导出完整排行榜（Excel；管辖范围内的参赛人员，未公布前为封榜前成绩）"""
+    data = exports.board(ctx.session, ctx.me, competition_id)
+    return _download(
+        exports.to_xlsx(data), XLSX, *exports.filename(data["competition"], data["final"], "xlsx")
+    )
+
+
+@bp.get("/competitions/<int:competition_id>/leaderboard.csv", roles=TRAINER, content_type=CSV)
+def leaderboard_csv(ctx: Ctx, competition_id: int) -> Response:
+    """导出完整排行榜（CSV，UTF-8 带 BOM，Excel 可直接打开）"""
+    data = exports.board(ctx.session, ctx.me, competition_id)
+    return _download(exports.to_csv(data), CSV, *exports.filename(data["competition"], data["final"], "csv"))
+
+
+def _download(data: bytes, mimetype: str, ascii_name: str, name: str) -> Response:
+    resp = Response(data, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f"attachment; filename={ascii_name}; filename*=UTF-8''{quote(name)}"
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
+
+
+@bp.get("/workers/<int:person_id>/attempts", query=s.PageQuery, roles=TRAINER)
+def worker_attempts(ctx: Ctx, person_id: int) -> dict:
+    """辖区网格员的测试与比武作答记录（最新在前；比武成绩公布前不显示分数）"""
+    return listing.worker_attempts(ctx.session, ctx.me, person_id, ctx.query.cursor, ctx.query.limit)
 
 
 @bp.post("/points/adjustments", body=s.AdjustIn, roles=TRAINER, idempotent=True, status=201)

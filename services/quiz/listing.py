@@ -1,5 +1,6 @@
 """What a worker or trainer can find: the competitions open to them (with their own entry)
-and, for trainers, the papers of their jurisdiction. Newest first, keyset pages."""
+and, for trainers, the papers of their jurisdiction and one worker's attempts. Newest
+first, keyset pages."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import literal, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, lazyload
 
-from core.auth import Actor, require_role
+from core.auth import Actor, require_jurisdiction, require_role
 from core.db import utcnow
+from core.errors import NotFound
 from core.pagination import cursor_id, encode_cursor
 from models.identity import OrgUnit, Person
-from models.quiz import Attempt, Competition, CompetitionStatus, Paper
+from models.quiz import Attempt, AttemptStatus, Competition, CompetitionStatus, Paper
 
 TRAINER = ("trainer",)
 LEARNER = ("grid_worker", "trainer")
@@ -135,3 +137,67 @@ def papers(session: Session, actor: Actor, cursor: str | None, limit: int) -> di
     ]
     nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return {"items": items, "next_cursor": nxt}
+
+
+STATUS_LABELS = {
+    AttemptStatus.in_progress: "作答中",
+    AttemptStatus.submitted: "已提交",
+    AttemptStatus.expired: "超时按已保存答案评分",
+}
+
+
+def worker_attempts(
+    session: Session, actor: Actor, person_id: int, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """One worker's attempts (tests and competitions), newest first, for a trainer whose
+    jurisdiction covers the worker (as for portraits; another district: 403). Results of
+    a finished attempt are shown, except a competition's before it publishes its results
+    (the board is frozen until then). Read-only."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound("人员不存在", code="person_not_found")
+    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == person.org_unit_id))
+    require_jurisdiction(actor, path, *TRAINER)
+    comp = aliased(Competition)
+    stmt = (
+        select(Attempt, Paper.title, comp.title, comp.status)
+        .join(Paper, Paper.id == Attempt.paper_id)
+        .outerjoin(comp, comp.id == Attempt.competition_id)
+        .where(Attempt.person_id == person_id)
+        .options(lazyload(Attempt.items))
+        .order_by(Attempt.id.desc())
+    )
+    if cursor:
+        stmt = stmt.where(Attempt.id < cursor_id(cursor))
+    rows = session.execute(stmt.limit(limit + 1)).all()
+    items = [_attempt_row(*row) for row in rows[:limit]]
+    nxt = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return {"person_id": person.id, "name": person.name, "items": items, "next_cursor": nxt}
+
+
+def _attempt_row(a: Attempt, paper_title: str, comp_title: str | None, comp_status: Any) -> dict[str, Any]:
+    finished = a.status != AttemptStatus.in_progress
+    shown = finished and (a.competition_id is None or comp_status == CompetitionStatus.finalized)
+    return {
+        "attempt_id": a.id,
+        "paper_id": a.paper_id,
+        "paper_title": paper_title,
+        "competition_id": a.competition_id,
+        "competition_title": comp_title,
+        "number": a.number,
+        "status": str(a.status),
+        "status_label": STATUS_LABELS[a.status],
+        "started_at": a.started_at.isoformat(),
+        "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+        "results_published": shown,
+        "result": {
+            "marks": a.marks,
+            "max_marks": a.max_marks,
+            "answered": a.answered,
+            "correct": a.correct,
+            "accuracy": a.accuracy_bp / 100,
+            "elapsed_seconds": a.elapsed_ms / 1000,
+        }
+        if shown
+        else None,
+    }
