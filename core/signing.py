@@ -4,10 +4,15 @@ Token text: ``prefix + base45(body + signature)`` where ``prefix`` (default
 ``"ZZ1:"``) and the base45 alphabet are both QR alphanumeric, so the QR code uses
 alphanumeric mode. Body layout (big-endian, fixed)::
 
-    version u8 (=1) | kind u8 | kid_len u8 | kid ascii | object_id u64 |
+    version u8 | kind u8 | kid_len u8 | kid ascii | object_id u64 |
     scope_id u64 | zone u8 | not_before u32 | not_after u32 | holder_tag 8 bytes
+    [version 2 only: daily window, 3 bytes = day_from << 12 | day_to]
 
-followed by a 64-byte Ed25519 signature over ``prefix`` (ASCII) + body. Parsing is
+followed by a 64-byte Ed25519 signature over ``prefix`` (ASCII) + body. Version 1 has
+no daily window (valid all day); version 2 adds one, as minutes of the local day
+(``0 <= day_from < day_to <= 1440``, in the time zone of the scope, e.g. the event's):
+tokens valid around the clock keep the version-1 layout, so they stay as short as
+before and every version-1 token issued earlier still verifies. Parsing is
 strict: exactly one byte string corresponds to a valid token text (no lower case,
 no whitespace, no trailing bytes), so no edit of the text keeps a signature valid.
 
@@ -48,6 +53,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 KeyStatus = Literal["active", "retired", "revoked"]
 KEY_STATUSES = ("active", "retired", "revoked")
 TOKEN_VERSION = 1
+#: Layout with a daily window (minutes of the local day) after the holder tag.
+TOKEN_VERSION_WINDOW = 2
+FULL_DAY = (0, 1440)
 KIND_PASS = 1
 KIND_PERMIT = 2
 DEFAULT_PREFIX = "ZZ1:"
@@ -64,6 +72,7 @@ _QR_ALNUM = re.compile(r"[0-9A-Z $%*+\-./:]+")
 _FIXED = struct.Struct(">QQBII8s")
 _SIG_LEN = 64
 _HEAD_LEN = 3
+_WINDOW_LEN = 3
 _ZERO_TAG = bytes(8)
 _FIELD_BITS = (("kind", 8), ("object_id", 64), ("scope_id", 64), ("zone", 8))
 _FIELD_BITS += (("not_before", 32), ("not_after", 32))
@@ -246,6 +255,9 @@ class TokenClaims:
     not_after: int
     holder_tag: bytes
     version: int = TOKEN_VERSION
+    #: Daily window in minutes of the local day (version 2; version 1 is the whole day).
+    day_from: int = 0
+    day_to: int = 1440
 
 
 def holder_tag(gate_key: bytes, resident_id: str) -> bytes:
@@ -268,6 +280,13 @@ def _pack_body(claims: TokenClaims) -> bytes:
         raise ValueError("not_after is before not_before")
     if len(claims.holder_tag) != 8:
         raise ValueError("holder_tag must be 8 bytes")
+    if claims.version not in (TOKEN_VERSION, TOKEN_VERSION_WINDOW):
+        raise ValueError(f"unknown token version {claims.version!r}")
+    window = (claims.day_from, claims.day_to)
+    if claims.version == TOKEN_VERSION and window != FULL_DAY:
+        raise ValueError("a daily window needs token version 2")
+    if not _window_ok(*window):
+        raise ValueError(f"daily window must satisfy 0 <= day_from < day_to <= 1440: {window!r}")
     kid = claims.kid.encode("ascii")
     fixed = _FIXED.pack(
         claims.object_id,
@@ -277,7 +296,14 @@ def _pack_body(claims: TokenClaims) -> bytes:
         claims.not_after,
         claims.holder_tag,
     )
-    return bytes((claims.version, claims.kind, len(kid))) + kid + fixed
+    head = bytes((claims.version, claims.kind, len(kid))) + kid + fixed
+    if claims.version == TOKEN_VERSION_WINDOW:
+        head += (claims.day_from << 12 | claims.day_to).to_bytes(_WINDOW_LEN, "big")
+    return head
+
+
+def _window_ok(day_from: int, day_to: int) -> bool:
+    return isinstance(day_from, int) and isinstance(day_to, int) and 0 <= day_from < day_to <= FULL_DAY[1]
 
 
 def _check_prefix(prefix: str) -> bytes:
@@ -297,8 +323,11 @@ def encode_token(
     ring: KeyRing,
     holder_tag: bytes | None = None,
     prefix: str = DEFAULT_PREFIX,
+    daily_window: tuple[int, int] | None = None,
 ) -> str:
-    """Sign the claims with ``ring.active`` and return the QR text."""
+    """Sign the claims with ``ring.active`` and return the QR text. ``daily_window``
+    (minutes of the local day, end exclusive) makes a version-2 token unless it is the
+    whole day."""
     if ring.active is None:
         raise RuntimeError("key ring has no active signing key")
     claims = TokenClaims(
@@ -311,6 +340,10 @@ def encode_token(
         not_after=not_after,
         holder_tag=holder_tag or _ZERO_TAG,
     )
+    if daily_window is not None and tuple(daily_window) != FULL_DAY:
+        claims = replace(
+            claims, version=TOKEN_VERSION_WINDOW, day_from=daily_window[0], day_to=daily_window[1]
+        )
     body = _pack_body(claims)
     kid, signature = ring.sign(_check_prefix(prefix) + body)
     assert kid == claims.kid
@@ -319,10 +352,12 @@ def encode_token(
 
 def _unpack(raw: bytes) -> tuple[TokenClaims, int]:
     """Claims and the body length; TokenError("invalid") on any layout error."""
-    if len(raw) < _HEAD_LEN or raw[0] != TOKEN_VERSION:
+    if len(raw) < _HEAD_LEN or raw[0] not in (TOKEN_VERSION, TOKEN_VERSION_WINDOW):
         raise TokenError("invalid")
     kid_len = raw[2]
     body_len = _HEAD_LEN + kid_len + _FIXED.size
+    if raw[0] == TOKEN_VERSION_WINDOW:
+        body_len += _WINDOW_LEN
     if not 1 <= kid_len <= 16 or len(raw) != body_len + _SIG_LEN:
         raise TokenError("invalid")
     try:
@@ -332,7 +367,13 @@ def _unpack(raw: bytes) -> tuple[TokenClaims, int]:
     if not _KID.fullmatch(kid):
         raise TokenError("invalid")
     object_id, scope_id, zone, nbf, naf, tag = _FIXED.unpack_from(raw, _HEAD_LEN + kid_len)
-    claims = TokenClaims(raw[1], kid, object_id, scope_id, zone, nbf, naf, tag, raw[0])
+    day_from, day_to = FULL_DAY
+    if raw[0] == TOKEN_VERSION_WINDOW:
+        packed = int.from_bytes(raw[body_len - _WINDOW_LEN : body_len], "big")
+        day_from, day_to = packed >> 12, packed & 0xFFF
+        if not _window_ok(day_from, day_to):
+            raise TokenError("invalid")
+    claims = TokenClaims(raw[1], kid, object_id, scope_id, zone, nbf, naf, tag, raw[0], day_from, day_to)
     return claims, body_len
 
 

@@ -1,11 +1,11 @@
 """The gate's token checks, shared by the online gate and the offline verifier.
 
 Pure functions over a parsed token: no database, no Redis. Order (design/passes.md):
-format -> signature/key -> [revocation: the caller] -> time -> zone -> lane -> holder ->
-[watch list, anti-passback: the caller]. A verified token is remembered in a
-process-wide cache keyed by its exact text, so the signature of a token is checked once
-per process; a cache hit still re-checks that its key is currently known (a revoked
-key stops its tokens at once).
+format -> signature/key -> [revocation: the caller] -> time (validity, then the holder's
+daily window) -> zone -> lane -> holder -> [watch list, anti-passback: the caller]. A
+verified token is remembered in a process-wide cache keyed by its exact text, so the
+signature of a token is checked once per process; a cache hit still re-checks that its
+key is currently known (a revoked key stops its tokens at once).
 
 Person and vehicle passes differ in the signed ``kind`` byte, so a gate knows which
 lane a pass belongs to without a lookup: a person pass at a vehicle lane, or a vehicle
@@ -20,17 +20,28 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from core.signing import KIND_PASS, TokenClaims, TokenError, check_validity, parse_token
+from core.signing import (
+    KIND_PASS,
+    TOKEN_VERSION_WINDOW,
+    TokenClaims,
+    TokenError,
+    check_validity,
+    parse_token,
+)
 
 #: Token kinds of the pass domain: ``KIND_PASS`` (a person) and a vehicle pass. The
 #: vehicle kind lives here until core.signing names it (KIND_VEHICLE_PASS = 3).
 KIND_PERSON_PASS = KIND_PASS
 KIND_VEHICLE_PASS = 3
 PASS_KINDS = frozenset({KIND_PERSON_PASS, KIND_VEHICLE_PASS})
+#: Events store their time zone; a bundle from before it carried one means this.
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 
 
 _PLATE_NOISE = re.compile(r"[\s·•・\u2027\u30fb\-]")
@@ -129,16 +140,37 @@ def after_revocation(
     leeway: int,
     holder_read: bytes | None,
     vehicle_lane: bool = False,
+    tz: tzinfo = DEFAULT_TZ,
+    direction: str = "in",
 ) -> Refusal | None:
     """Time, zone, lane, holder — the checks after revocation, in order. At a vehicle
-    lane ``holder_read`` is the tag of the plate the gate read (see ``plate_tag``)."""
+    lane ``holder_read`` is the tag of the plate the gate read (see ``plate_tag``).
+    ``tz`` is the event's time zone: the daily window a version-2 token carries is in
+    its local time. Exits are never held to the daily window (someone who stayed past
+    their time slot must be able to leave); the pass's overall validity still applies."""
     timing = check_validity(claims, now, leeway=leeway)
     if timing is not None:
         return Refusal(timing)
+    if claims.version == TOKEN_VERSION_WINDOW and direction != "out":
+        refusal = daily_window(claims, now, leeway, tz)
+        if refusal is not None:
+            return refusal
     if claims.zone < gate_ring:
         return Refusal("wrong_zone")
     if (claims.kind == KIND_VEHICLE_PASS) != vehicle_lane:
         return Refusal("wrong_lane", "person_at_vehicle_lane" if vehicle_lane else "vehicle_at_person_gate")
     if holder_read is not None and not hmac.compare_digest(holder_read, claims.holder_tag):
         return Refusal("holder_mismatch", "plate_mismatch" if vehicle_lane else "")
+    return None
+
+
+def daily_window(claims: TokenClaims, now: int, leeway: int, tz: tzinfo) -> Refusal | None:
+    """The holder's time slot on the day of the scan (local time in ``tz``, ± ``leeway``
+    seconds): before it ``not_yet_valid``, after it ``expired``, each with its detail."""
+    local = datetime.fromtimestamp(now, tz)
+    second = local.hour * 3600 + local.minute * 60 + local.second
+    if second + leeway < claims.day_from * 60:
+        return Refusal("not_yet_valid", "before_daily_window")
+    if second - leeway >= claims.day_to * 60:
+        return Refusal("expired", "after_daily_window")
     return None

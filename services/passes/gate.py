@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -55,6 +56,7 @@ class GateContext:
     verifiers: dict[str, Ed25519PublicKey]
     loaded_at: float
     plan: hotstate.GateScan  # the constant parts of this gate's scan command
+    tz: tzinfo  # the event's time zone (holders' daily windows are in its local time)
 
 
 class _Contexts:
@@ -106,6 +108,7 @@ def load_context(session: Session, gate: Gate, kek: bytes) -> GateContext:
         plan=hotstate.GateScan(
             event.id, gate.id, gate.ring, max_ring, max_inside, RULE_SET["nonce_ttl_seconds"]
         ),
+        tz=ZoneInfo(event.timezone),
     )
 
 
@@ -152,6 +155,8 @@ def _verify(db: Callable[[], Session], person_id: int, ctx: GateContext, scan: S
         leeway=RULE_SET["scan_leeway_seconds"],
         holder_read=_holder_read(ctx, scan),
         vehicle_lane=ctx.vehicle,
+        tz=ctx.tz,
+        direction=scan.direction,
     )
     if refusal is not None:
         return claims.object_id, refusal.reason, refusal.detail, ctx

@@ -5,7 +5,9 @@ person, ``checks.KIND_VEHICLE_PASS`` for a vehicle, so gates tell the lanes apar
 id = pass id, scope id = event id, zone = ring, validity = the visit window, and a
 holder tag — HMAC with the event's gate key over the ID number (visitor) or plate
 (vehicle), truncated to 8 bytes — so a gate can cross-check an ID-card read or a plate
-camera without the QR carrying personal data.
+camera without the QR carrying personal data. An application with a daily time window
+(not the whole day) gets a version-2 token carrying it, so gates enforce it on every
+visit day in the event's time zone without a lookup.
 """
 
 from __future__ import annotations
@@ -40,6 +42,16 @@ def holder_tag_for(key: bytes, app: Application) -> bytes:
     if app.kind == ApplicationKind.vehicle:
         return plate_tag(key, app.plate or "")
     return signing.holder_tag(key, app.id_number)
+
+
+def daily_window(app: Application) -> tuple[int, int]:
+    """The application's daily time window as minutes of the local day (end exclusive)."""
+
+    def minutes(hhmm: str) -> int:
+        hh, mm = hhmm.split(":")
+        return int(hh) * 60 + int(mm)
+
+    return minutes(app.time_from or "00:00"), minutes(app.time_to or "24:00")
 
 
 def holder_summary(app: Application) -> str:
@@ -86,6 +98,7 @@ def issue(
         not_after=int(end.timestamp()),
         ring=ring_keys,
         holder_tag=holder_tag_for(gate_key(event, kek), app),
+        daily_window=daily_window(app),
     )
     credential.kid = ring_keys.active.kid
     session.flush()

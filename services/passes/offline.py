@@ -44,6 +44,7 @@ def build_bundle(
         "event": {
             "id": event.id,
             "name": event.name,
+            "timezone": event.timezone,
             "max_ring": max(z.ring for z in zones),
             "zones": [{"ring": z.ring, "name": z.name} for z in zones],
         },

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from core.signing import load_public_key_set
 from services.passes import checks
@@ -37,6 +38,8 @@ class OfflineGate:
         self.revoked = set(self.bundle["revocations"]["pass_ids"])
         self.version = int(self.bundle["revocations"]["version"])
         self.watched = set(self.bundle.get("watched_pass_ids", []))
+        tz = self.bundle["event"].get("timezone")
+        self.tz = ZoneInfo(tz) if tz else checks.DEFAULT_TZ
         self.cache = checks.VerifiedTokens(20_000)
 
     def apply_delta(self, delta: dict) -> None:
@@ -47,10 +50,17 @@ class OfflineGate:
         self.version = max(self.version, int(delta["version"]))
 
     def verify(
-        self, qr: str, *, now: datetime, holder_hash: str | None = None, plate: str | None = None
+        self,
+        qr: str,
+        *,
+        now: datetime,
+        holder_hash: str | None = None,
+        plate: str | None = None,
+        direction: str = "in",
     ) -> tuple[int | None, str]:
         """(pass id, reason) without touching local state; reason "" means valid. A
-        vehicle lane compares the plate read (required there) with the pass."""
+        vehicle lane compares the plate read (required there) with the pass; an entry is
+        held to the holder's daily window."""
         if self.gate.get("fail_closed"):
             return None, "offline_closed"
         vehicle = bool(self.gate.get("vehicle"))
@@ -73,6 +83,8 @@ class OfflineGate:
             leeway=RULE_SET["scan_leeway_seconds"],
             holder_read=holder_read,
             vehicle_lane=vehicle,
+            tz=self.tz,
+            direction=direction,
         )
         if refusal is not None:
             return claims.object_id, refusal.reason
@@ -91,7 +103,7 @@ class OfflineGate:
         plate: str | None = None,
     ) -> dict:
         """Verify and apply local anti-passback; the scan is queued for upload."""
-        pass_id, reason = self.verify(qr, now=now, holder_hash=holder_hash, plate=plate)
+        pass_id, reason = self.verify(qr, now=now, holder_hash=holder_hash, plate=plate, direction=direction)
         ring = int(self.gate["ring"])
         if reason == "" and pass_id is not None:
             if direction == "in":

@@ -107,6 +107,10 @@ GATE_DETAILS: dict[str, str] = {
     "person_at_vehicle_lane": "人员通行证不能在车辆通道使用",
     "vehicle_at_person_gate": "车辆通行证不能在人行通道使用",
     "plate_mismatch": "车牌与通行证登记的车辆不符",
+    # The holder's daily time slot (application time window), in the event's time zone;
+    # under ``not_yet_valid`` / ``expired``. Exits are not held to it.
+    "before_daily_window": "今日通行时段尚未开始，请在申请的时段内入场",
+    "after_daily_window": "今日通行时段已结束，请在申请的时段内入场",
 }
 
 #: Gate refusals that need a guard's attention (the rest are routine).

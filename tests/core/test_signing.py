@@ -319,3 +319,43 @@ def test_every_single_substitution_with_the_base45_alphabet_exhaustively():
     for position in range(len(TOKEN)):
         for char in BASE45:
             assert_refused(TOKEN[:position] + char + TOKEN[position + 1 :])
+
+
+# --- version 2: the daily window ------------------------------------------------------
+
+WINDOWED = issue(daily_window=(9 * 60, 17 * 60 + 30))
+
+
+def test_a_daily_window_makes_a_version_2_token_that_roundtrips():
+    claims = verify_token(WINDOWED, RING.verifier)
+    assert (claims.version, claims.day_from, claims.day_to) == (2, 540, 1050)
+    assert (claims.object_id, claims.not_before, claims.not_after) == (123456789, NBF, NAF)
+    assert len(WINDOWED) - len(TOKEN) <= 6 and QR_ALNUM.match(WINDOWED)
+    assert issue(daily_window=(0, 1440)) == TOKEN  # the whole day: version 1, as before
+
+
+@pytest.mark.parametrize("window", [(600, 600), (700, 600), (-1, 60), (0, 1441), (0.5, 60)])
+def test_a_bad_daily_window_is_refused_at_encode(window):
+    with pytest.raises(ValueError):
+        issue(daily_window=window)
+
+
+def test_a_version_2_body_with_a_bad_window_or_length_is_invalid():
+    raw = bytearray(b45decode(WINDOWED[4:]))
+    body_len = len(raw) - 64
+    for packed in ((600 << 12) | 600, (0 << 12) | 1441, 0xFFFFFF):
+        bad = raw[: body_len - 3] + packed.to_bytes(3, "big") + raw[body_len:]
+        with pytest.raises(TokenError):
+            parse_token("ZZ1:" + b45encode(bytes(bad)).decode())
+    as_v1 = b"\x01" + bytes(raw[1:])  # a version-1 header on a version-2 body
+    with pytest.raises(TokenError):
+        parse_token("ZZ1:" + b45encode(as_v1).decode())
+
+
+def test_every_bit_flip_of_a_version_2_token_exhaustively():
+    raw = b45decode(WINDOWED[4:])
+    for bit in range(len(raw) * 8):
+        flipped = bytearray(raw)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(TokenError):
+            verify_token("ZZ1:" + b45encode(bytes(flipped)).decode(), RING.verifier)
