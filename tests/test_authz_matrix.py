@@ -99,6 +99,7 @@ MATRIX: dict[str, frozenset[str] | str] = {
     "GET /api/v1/passes/events/<int:event_id>/alerts": frozenset({"officer", "admin"}),
     "POST /api/v1/passes/alerts/<int:alert_id>/resolve": frozenset({"officer", "admin"}),
     "GET /api/v1/passes/events/<int:event_id>/dashboard": frozenset({"officer", "admin"}),
+    "GET /api/v1/passes/gate/key": frozenset({"gate", "admin"}),
     # permits (design/permits.md): membership and jurisdiction are checked in the services
     "POST /api/v1/permits/applications/purchase": ENTERPRISE,
     "POST /api/v1/permits/applications/transport": ENTERPRISE,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Response
+from pydantic import Field
 
-from core.api import Ctx
+from core.api import Ctx, envelope
+from core.validation import Out
 from miniapp_api.passes import bp, kek
 from miniapp_api.passes.schemas import OfflineUploadIn, ScanIn, ScanOut, SinceQuery
 from services.passes import gate, offline
@@ -28,6 +30,24 @@ def scan(ctx: Ctx) -> Response:
 def bundle(ctx: Ctx) -> dict:
     """离线核验包：公钥、区域/闸机、吊销列表（可取增量）、关注通行证"""
     return offline.build_bundle(ctx.session, ctx.me.person_id, kek=kek(ctx), since=ctx.query.since)
+
+
+class GateKeyOut(Out):
+    event_id: int
+    gate_id: int
+    gate_key: str = Field(
+        description="本活动的闸机密钥（Base64）。人员：holder_hash = "
+        "HMAC-SHA256(密钥, 身份证号码去空格、字母大写) 前 8 字节的十六进制；"
+        '车辆：HMAC-SHA256(密钥, "plate:" + 车牌号) 前 8 字节'
+    )
+
+
+@bp.get("/gate/key", response=GateKeyOut, roles=GATE, extra_errors=(404,))
+def gate_key(ctx: Ctx) -> Response:
+    """闸机密钥：身份证阅读器/车牌识别计算持证人标签所需（在线、离线闸机均可取；不缓存）"""
+    resp = envelope(offline.gate_key_material(ctx.session, ctx.me.person_id, kek=kek(ctx)))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.post("/gate/offline-scans", body=OfflineUploadIn, roles=GATE, extra_errors=(404, 422))

@@ -27,6 +27,21 @@ from services.passes import checks, hotstate, issuance, lists
 from services.passes.events import gate_for_device, gate_key, key_scope
 
 
+def gate_key_material(session: Session, person_id: int, *, kek: bytes) -> dict:
+    """The per-event gate key a device's ID-card reader (or plate camera) needs to
+    compute holder tags, for any gate bound to the device, online-only ones included:
+    the same key and the same authorization (a gate device account bound to a gate of
+    the event) as the offline bundle. A person's tag is ``core.signing.holder_tag``, a
+    vehicle's ``checks.plate_tag``. Read only."""
+    gate = gate_for_device(session, person_id)
+    event = session.get(Event, gate.event_id)
+    return {
+        "event_id": event.id,
+        "gate_id": gate.id,
+        "gate_key": base64.b64encode(gate_key(event, kek)).decode(),
+    }
+
+
 def build_bundle(
     session: Session, person_id: int, *, kek: bytes, since: int | None = None, now: datetime | None = None
 ) -> dict:
