@@ -34,6 +34,9 @@ class WatchEntry(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Last time an officer made the entry stricter (severity raised to reject, validity
+    # extended): trust granted before it is re-screened as if the entry were new.
+    revised_at: Mapped[datetime | None] = mapped_column()
 
 
 class TrustEntry(Base):
@@ -50,6 +53,8 @@ class TrustEntry(Base):
     source: Mapped[str] = mapped_column(String(32))  # officer_cleared / clean_passages
     active: Mapped[bool] = mapped_column(default=True)
     ended_reason: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column()
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     suppressed_count: Mapped[int] = mapped_column(default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,8 +1,9 @@
 """Watch list, trust list and alerts.
 
-* A watch entry matches exactly (blind index of an ID number or a plate) or partially
-  (name + birth date). Exact ``reject`` refuses; exact ``alert`` lets through and alerts
-  officers; partial sends the application to manual review.
+* A watch entry matches exactly (blind index of an ID number or a plate; a vehicle's
+  driver's ID number too) or partially (name + birth date). Exact ``reject`` refuses;
+  exact ``alert`` lets through and alerts officers; partial sends the application to
+  manual review and alerts officers.
 * A trust entry (an officer cleared an alert, or N clean passages) lets the subject skip
   manual review and suppresses (counts) repeat alerts; it never overrides a rejection.
 * Any change to the watch list re-screens the trust list (trust that a new entry
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core import pii
@@ -25,6 +26,7 @@ from models.passes import (
     Alert,
     AlertStatus,
     Application,
+    ApplicationKind,
     Event,
     PassCredential,
     PassStatus,
@@ -152,9 +154,14 @@ def raise_alert(session: Session, *, event_id: int, kind: str, severity: str, me
 def alert_application_hits(
     session: Session, app: Application, hits: list, trust: TrustEntry | None, *, now: datetime
 ) -> None:
+    """Alerts for an application's watch-list hits: one per exact hit, and one for its
+    partial (name + birth date) hits together, with the strictest entry's severity (the
+    application also goes to manual review). An ``alert``-severity hit of a trusted
+    subject is suppressed and counted instead; a ``reject`` one never is."""
+    partial = [entry for entry, outcome in hits if outcome == "review"]
     for entry, outcome in hits:
         if outcome == "review":
-            continue  # the review queue is the officers' signal for partial matches
+            continue
         if outcome == "alert" and trust is not None:
             trust.suppressed_count += 1
             continue
@@ -168,6 +175,30 @@ def alert_application_hits(
             application_id=app.id,
             watch_entry_id=entry.id,
         )
+    if partial:
+        _alert_partial(session, app, partial, trust)
+
+
+def _alert_partial(session: Session, app: Application, entries: list, trust: TrustEntry | None) -> None:
+    """Once per application, even if its rules run again."""
+    entry = max(entries, key=lambda e: (e.severity == WatchSeverity.reject, e.id))
+    if entry.severity == WatchSeverity.alert and trust is not None:
+        trust.suppressed_count += 1
+        return
+    kind = "watchlist_partial"
+    raised = select(Alert.id).where(Alert.application_id == app.id, Alert.kind == kind)
+    if session.scalar(raised) is not None:
+        return
+    raise_alert(
+        session,
+        event_id=app.event_id,
+        kind=kind,
+        severity=entry.severity.value,
+        message=f"申请 {app.id} 姓名与出生日期疑似命中关注名单，已转人工审核：{entry.reason}",
+        subject_index=app.subject_index,
+        application_id=app.id,
+        watch_entry_id=entry.id,
+    )
 
 
 def watch_flags(session: Session, event_id: int, now: datetime) -> tuple[list[int], list[int]]:
@@ -213,22 +244,50 @@ def gate_watch_entry(session: Session, app: Application, *, now: datetime) -> Wa
 
 
 def rescreen(session: Session, event_id: int | None, *, now: datetime) -> None:
-    """End trust entries a current watch entry contradicts; republish watched passes."""
+    """End trust entries a current watch entry contradicts; republish watched passes.
+
+    A watch entry contradicts trust granted before it was added (or last made
+    stricter) when it names the trusted subject exactly, or, for a trusted vehicle,
+    the ID number of a driver who applied with that plate for the event: trust in a
+    vehicle ends once its driver is watched (``ended_reason`` ``driver_watched``)."""
     events = [event_id] if event_id is not None else list(session.scalars(select(Event.id)))
+    changed = func.coalesce(WatchEntry.revised_at, WatchEntry.created_at)
     for eid in events:
-        for trust in session.scalars(
-            select(TrustEntry).where(TrustEntry.event_id == eid, TrustEntry.active.is_(True))
-        ):
+        trusted = list(
+            session.scalars(select(TrustEntry).where(TrustEntry.event_id == eid, TrustEntry.active.is_(True)))
+        )
+        drivers = _drivers(session, eid, {t.subject_index for t in trusted})
+        for trust in trusted:
+            subjects = {trust.subject_index} | drivers.get(trust.subject_index, set())
             newer = session.scalars(
                 _active_watch(eid, now).where(
-                    WatchEntry.subject_index == trust.subject_index, WatchEntry.created_at > trust.created_at
+                    WatchEntry.subject_index.in_(subjects), changed > trust.created_at
                 )
             ).first()
             if newer is not None:
                 trust.active = False
-                trust.ended_reason = "watchlist_changed"
+                trust.ended_at = now
+                own = newer.subject_index == trust.subject_index
+                trust.ended_reason = "watchlist_changed" if own else "driver_watched"
         session.flush()
         hotstate.after_commit_replace_watched(session, eid, *watch_flags(session, eid, now))
+
+
+def _drivers(session: Session, event_id: int, subjects: set[str]) -> dict[str, set[str]]:
+    """Vehicle subject (plate index) -> ID indexes of its drivers' applications."""
+    if not subjects:
+        return {}
+    rows = session.execute(
+        select(Application.subject_index, Application.id_index).where(
+            Application.event_id == event_id,
+            Application.kind == ApplicationKind.vehicle,
+            Application.subject_index.in_(subjects),
+        )
+    )
+    out: dict[str, set[str]] = {}
+    for subject, id_index in rows:
+        out.setdefault(subject, set()).add(id_index)
+    return out
 
 
 def trust_subject(
