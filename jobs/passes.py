@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import literal, or_, select
 
 from core import outbox
 from core.db import utcnow
 from jobs.push.kinds import PushKind, register_kind
 from jobs.queues import CERTIFICATES, MAINTENANCE, NOTIFICATIONS
 from jobs.registry import PermanentError, job
-from models.identity import Person, Role, RoleGrant
+from models.identity import OrgUnit, Person, Role, RoleGrant
 from models.passes import Alert, Application, Event, PassCredential, PassStatus, Zone
 
 log = logging.getLogger("zhizhi.passes")
@@ -121,22 +121,39 @@ def notify_holder(session, item) -> dict:
     return {"to_person": app.applicant_id, "notification_id": n.id, "channel": str(n.channel)}
 
 
+def officers_covering(session, event: Event) -> list[int]:
+    """Active officers whose jurisdiction covers the event: an officer grant without a
+    unit (the whole tree), or on the event's unit or one above it (``Actor.covers``). An
+    event without a unit is covered by officers without one only."""
+    path = session.scalar(select(OrgUnit.path).where(OrgUnit.id == event.org_unit_id))
+    covers = RoleGrant.org_unit_id.is_(None)
+    if path is not None:
+        covers = or_(covers, literal(path).startswith(OrgUnit.path))
+    return list(
+        session.scalars(
+            select(Person.id)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .outerjoin(OrgUnit, OrgUnit.id == RoleGrant.org_unit_id)
+            .where(RoleGrant.role == Role.officer, Person.active.is_(True), covers)
+            .distinct()
+            .order_by(Person.id)
+        )
+    )
+
+
 @job("passes.alert_officers", queue=NOTIFICATIONS)
 def alert_officers(session, item) -> dict:
-    """Push an alert to every officer through the push layer (one notification each)."""
+    """Push an alert to the officers whose jurisdiction covers its event, through the
+    push layer (one notification each; dedup per alert and officer, so a re-run sends
+    nothing twice)."""
     from services.notify import notify
 
     alert = session.get(Alert, item.payload["alert_id"])
     if alert is None:
         raise PermanentError("alert not found")
-    officers = list(
-        session.scalars(
-            select(Person.id)
-            .join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.role == Role.officer)
-            .distinct()
-        )
-    )
+    officers = officers_covering(session, session.get(Event, alert.event_id))
+    if not officers:
+        log.warning("alert %s: no officer's jurisdiction covers event %s", alert.id, alert.event_id)
     for officer_id in officers:
         notify(
             session,

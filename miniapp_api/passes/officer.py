@@ -45,6 +45,17 @@ class EventIn(Model):
     name: str = Field(min_length=1, max_length=200)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
+    timezone: str = Field(
+        "Asia/Shanghai",
+        min_length=1,
+        max_length=64,
+        description="活动所在时区（IANA 名称）：来访日期、每日时段、每日名额与大屏统计均按此时区计算",
+    )
+    org_unit_id: DbId | None = Field(
+        None,
+        description="活动所属辖区（组织节点，须在本人辖区内）；缺省为创建民警的辖区。"
+        "预警只推送给辖区覆盖该活动的民警",
+    )
     zones: list[ZoneIn] = Field(min_length=1, max_length=9)
     policy: PolicyIn = Field(default_factory=PolicyIn, description="覆盖默认规则参数，如 min_lead_hours")
 
@@ -93,9 +104,10 @@ class AlertQuery(Model):
     status: Literal["open", "cleared", "confirmed"] | None = None
 
 
-def _event_out(event) -> dict:
+def event_out(event) -> dict:
     return {"id": event.id, "name": event.name, "starts_at": event.starts_at.isoformat(),
-            "ends_at": event.ends_at.isoformat(), "policy": event.policy,
+            "ends_at": event.ends_at.isoformat(), "timezone": event.timezone,
+            "org_unit_id": event.org_unit_id, "policy": event.policy,
             "zones": [{"ring": z.ring, "name": z.name, "daily_capacity_visitor": z.daily_capacity_visitor,
                        "daily_capacity_vehicle": z.daily_capacity_vehicle, "max_inside": z.max_inside}
                       for z in event.zones]}  # fmt: skip
@@ -103,7 +115,7 @@ def _event_out(event) -> dict:
 
 @bp.post("/events", body=EventIn, roles=OFFICER, idempotent=True, status=201, extra_errors=(422,))
 def create_event(ctx: Ctx) -> dict:
-    """创建活动（含嵌套区域层级与每日名额）"""
+    """创建活动（含嵌套区域层级与每日名额、时区、辖区）"""
     b = ctx.body
     zones = [events.ZoneSpec(**z.model_dump()) for z in b.zones]
     event = events.create_event(
@@ -114,16 +126,18 @@ def create_event(ctx: Ctx) -> dict:
         ends_at=b.ends_at,
         zones=zones,
         kek=kek(ctx),
+        org_unit_id=b.org_unit_id,
+        timezone=b.timezone,
         policy=b.policy.model_dump(exclude_none=True),
     )
     ctx.session.refresh(event)
-    return _event_out(event)
+    return event_out(event)
 
 
 @bp.get("/events", roles=OFFICER)
 def list_events(ctx: Ctx) -> list:
     """活动列表"""
-    return [_event_out(e) for e in events.list_events(ctx.session)]
+    return [event_out(e) for e in events.list_events(ctx.session)]
 
 
 @bp.post(

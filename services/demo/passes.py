@@ -55,6 +55,7 @@ def _device(session: Session, username: str, name: str, rng: random.Random) -> P
 
 def _event(session: Session, officer, settings: Settings, first_day: date, rng: random.Random) -> Event:
     tz = ZoneInfo("Asia/Shanghai")
+    wuzhen = org_by_code(session, "330483101")  # 乌镇镇: the officer of 桐乡市 covers it
     event = events.create_event(
         session,
         officer,
@@ -63,6 +64,8 @@ def _event(session: Session, officer, settings: Settings, first_day: date, rng: 
         ends_at=datetime.combine(first_day + timedelta(days=2), time(22, 0), tz),
         zones=ZONES,
         kek=settings.signing_kek,
+        org_unit_id=wuzhen.id if wuzhen else None,
+        timezone="Asia/Shanghai",
     )
     for name, ring, direction, vehicle, username in GATES:
         device = _device(session, username, name + "闸机", rng)

@@ -5,17 +5,19 @@ Officers manage these; every function flushes, never commits.
 
 from __future__ import annotations
 
+import functools
 import secrets
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, require_role
+from core.auth import Actor, require_jurisdiction, require_role
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.pii import FieldCipher
-from models.identity import Person, Role, RoleGrant
+from models.identity import OrgUnit, Person, Role, RoleGrant
 from models.passes import Event, Gate, GateDirection, Zone
 from services import keys
 from services.passes.rules import EVENT_POLICY_BOUNDS, EVENT_POLICY_KEYS, RULE_SET
@@ -64,12 +66,16 @@ def create_event(
     policy: dict | None = None,
 ) -> Event:
     """Create an event with its nested rings (1..n, 1 outermost), a gate key and a
-    signing key in scope ``event:<id>``. Not idempotent by itself (the edge's
-    Idempotency-Key makes the POST so)."""
+    signing key in scope ``event:<id>``. ``timezone`` (IANA) is where its local days
+    are counted; ``org_unit_id`` its jurisdiction (officers covering it get its
+    alerts), by default the creating officer's own unit. Not idempotent by itself (the
+    edge's Idempotency-Key makes the POST so)."""
     require_role(actor, Role.officer)
     if ends_at <= starts_at:
         raise ValidationFailed(fields={"ends_at": "结束时间必须晚于开始时间"})
+    check_timezone(timezone)
     check_policy(policy or {})
+    org_unit_id = event_unit(session, actor, org_unit_id)
     rings = sorted(z.ring for z in zones)
     if not zones or rings != list(range(1, len(zones) + 1)):
         raise ValidationFailed(fields={"zones": "区域层级应从 1（最外层）开始连续编号"})
@@ -91,6 +97,36 @@ def create_event(
     keys.signing_ring(session, key_scope(event.id), kek)
     session.flush()
     return event
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # "localtime"/"posixrules" are files of the system database, not time zones.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules"}
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name the server knows (e.g. ``Asia/Shanghai``)."""
+    if name not in _zone_names():
+        raise ValidationFailed(
+            "活动时区无效",
+            code="invalid_timezone",
+            fields={"timezone": "应为 IANA 时区名称，如 Asia/Shanghai"},
+        )
+    return name
+
+
+def event_unit(session: Session, actor: Actor, org_unit_id: int | None) -> int | None:
+    """The event's jurisdiction: a unit the officer governs, or by default the unit of
+    the officer's own grant (None for officers without one, who govern everything)."""
+    if org_unit_id is None:
+        units = {g.org_unit_id for g in actor.grants if g.role == Role.officer}
+        return units.pop() if len(units) == 1 else None
+    unit = session.get(OrgUnit, org_unit_id)
+    if unit is None:
+        raise ValidationFailed("组织不存在", code="org_unit_not_found", fields={"org_unit_id": "组织不存在"})
+    require_jurisdiction(actor, unit.path, Role.officer)
+    return unit.id
 
 
 def check_policy(policy: dict) -> None:
@@ -129,7 +165,7 @@ def add_gate(
     if not 1 <= ring <= max_ring:
         raise ValidationFailed(fields={"ring": f"区域层级应在 1 到 {max_ring} 之间"})
     if device_person_id is not None:
-        _check_device(session, device_person_id)
+        check_device(session, device_person_id)
     gate = Gate(
         event_id=event.id,
         name=name,
@@ -145,7 +181,8 @@ def add_gate(
     return gate
 
 
-def _check_device(session: Session, person_id: int) -> None:
+def check_device(session: Session, person_id: int) -> None:
+    """A device account for a gate: exists, holds the ``gate`` role, serves no gate yet."""
     if session.get(Person, person_id) is None:
         raise ValidationFailed(fields={"device_person_id": "账号不存在"})
     grant = session.scalar(
