@@ -38,6 +38,6 @@ def kek(ctx) -> bytes:
     return ctx.settings.signing_kek
 
 
-from miniapp_api.passes import citizen, gate, officer  # noqa: E402
+from miniapp_api.passes import citizen, gate, manage, officer, watchlists  # noqa: E402
 
-__all__ = ["bp", "citizen", "gate", "officer"]
+__all__ = ["bp", "citizen", "gate", "manage", "officer", "watchlists"]

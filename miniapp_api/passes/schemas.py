@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from core.validation import MAX_ID, Model, Out
 from services.passes.rules import GATE_DETAILS, GATE_REASONS
 
 #: Every gate reason code (a Literal, so the OpenAPI schema enumerates them).
 GateReason = Literal[tuple(GATE_REASONS)]  # type: ignore[valid-type]
+
+
+def _sane_year(value: Any) -> Any:
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("日期超出允许范围（2000-2100年）")
+    return value
+
+
+#: A moment officers set (an end of validity, an event's start): aware, 2000-2100.
+Moment = Annotated[AwareDatetime, AfterValidator(_sane_year)]
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # "absent" is not a value the type allows
+
+
+def optional(**kwargs: Any) -> Any:
+    """A field of a partial update (PATCH): left out, it stays as it is; null is refused
+    (the type does not allow it), unless the type says ``| None``."""
+    return Field(None, json_schema_extra=_no_default, **kwargs)
 
 
 def _codes(table: dict[str, str]) -> str:
