@@ -144,9 +144,11 @@ def _card(ctx: Ctx, pass_id: int, attr: str, mimetype: str) -> Response:
     from core.files import LocalFileStore
 
     credential = ctx.session.get(PassCredential, pass_id)
-    if credential is None or getattr(credential, attr) is None:
+    if credential is None:
         raise NotFound("通行证卡片不存在或尚未生成", code="card_not_found")
     svc.get_own(ctx.session, ctx.me, credential.application_id)
+    if getattr(credential, attr) is None:
+        raise NotFound("通行证卡片不存在或尚未生成", code="card_not_found")
     data = LocalFileStore(ctx.settings.file_store_dir).open(getattr(credential, attr))
     return Response(data, mimetype=mimetype)
 

@@ -136,8 +136,8 @@ def create_event(ctx: Ctx) -> dict:
 
 @bp.get("/events", roles=OFFICER)
 def list_events(ctx: Ctx) -> list:
-    """活动列表"""
-    return [event_out(e) for e in events.list_events(ctx.session)]
+    """活动列表（本人辖区内的活动）"""
+    return [event_out(e) for e in events.list_events(ctx.session, ctx.me)]
 
 
 @bp.post(
@@ -216,7 +216,7 @@ def reissue(ctx: Ctx, pass_id: int) -> dict:
 )
 def revocations(ctx: Ctx, event_id: int) -> dict:
     """吊销列表（可按版本号取增量）"""
-    return issuance.revocation_list(ctx.session, event_id, ctx.query.since or 0)
+    return issuance.revocations_for(ctx.session, ctx.me, event_id, ctx.query.since or 0)
 
 
 @bp.post("/watch-entries", body=WatchIn, roles=OFFICER, idempotent=True, status=201, extra_errors=(422,))
@@ -233,7 +233,7 @@ def deactivate_watch(ctx: Ctx, entry_id: int) -> dict:
     return {"id": e.id, "active": e.active}
 
 
-@bp.get("/events/<int:event_id>/alerts", query=AlertQuery, roles=OFFICER)
+@bp.get("/events/<int:event_id>/alerts", query=AlertQuery, roles=OFFICER, extra_errors=(404,))
 def alerts(ctx: Ctx, event_id: int) -> list:
     """预警列表"""
     rows = lists.list_alerts(ctx.session, ctx.me, event_id, ctx.query.status)
@@ -255,7 +255,7 @@ def resolve(ctx: Ctx, alert_id: int) -> dict:
     return {"id": a.id, "status": a.status.value}
 
 
-@bp.get("/events/<int:event_id>/dashboard", roles=OFFICER)
+@bp.get("/events/<int:event_id>/dashboard", roles=OFFICER, extra_errors=(404,))
 def dashboard_all(ctx: Ctx, event_id: int) -> dict:
     """大屏数据：申请状态/日、闸机通行/小时、区域内人数、未处置预警"""
     s, me = ctx.session, ctx.me

@@ -20,7 +20,7 @@ from core.db import utcnow
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.validators import InvalidValue, normalize_mobile, normalize_plate, normalize_resident_id
 from models.passes import Application, ApplicationKind, ApplicationStatus, Event, PassGroup
-from services.passes import issuance, verification
+from services.passes import issuance, scope, verification
 from services.passes.rules import RULE_SET
 
 _TIME = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d|24:00")
@@ -259,13 +259,16 @@ def _decide(session: Session, event: Event, app: Application, *, kek: bytes, now
 
 
 def get_own(session: Session, actor: Actor, application_id: int) -> Application:
-    """The actor's own application (officers may read any)."""
+    """The actor's own application, or any of an event of the officer's jurisdiction
+    (``scope.officer_event``: another district's is 403 ``out_of_jurisdiction``)."""
     app = session.get(Application, application_id)
     if app is None:
         raise NotFound("申请不存在", code="application_not_found")
-    if app.applicant_id != actor.person_id and not actor.has_any_role(("officer", "admin")):
-        # Same answer as a missing row: ids of other citizens' applications leak nothing.
-        raise NotFound("申请不存在", code="application_not_found")
+    if app.applicant_id != actor.person_id:
+        if not actor.has_any_role(("officer", "admin")):
+            # Same answer as a missing row: ids of other citizens' applications leak nothing.
+            raise NotFound("申请不存在", code="application_not_found")
+        scope.officer_event(session, actor, app.event_id)
     return app
 
 

@@ -13,14 +13,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, require_role
+from core.auth import Actor
 from core.db import utcnow
 from models.passes import Alert, AlertStatus, Application, Event, Gate, Passage, Zone
-from services.passes import hotstate
+from services.passes import hotstate, scope
 
 
 def applications_by_status_day(session: Session, actor: Actor, event_id: int) -> list[dict]:
-    require_role(actor, "officer")
+    scope.officer_event(session, actor, event_id)
     rows = session.execute(
         select(Application.visit_from, Application.status, func.count())
         .where(Application.event_id == event_id)
@@ -33,10 +33,9 @@ def applications_by_status_day(session: Session, actor: Actor, event_id: int) ->
 def passages_per_gate_hour(
     session: Session, actor: Actor, event_id: int, *, hours: int = 24, now: datetime | None = None
 ) -> list[dict]:
-    require_role(actor, "officer")
+    scope.officer_event(session, actor, event_id)
     now = now or utcnow()
-    event = session.get(Event, event_id)
-    tz = ZoneInfo(event.timezone if event else "Asia/Shanghai")
+    tz = ZoneInfo(session.get(Event, event_id).timezone)
     rows = session.execute(
         select(Passage.gate_id, Passage.direction, Passage.scanned_at).where(
             Passage.event_id == event_id, Passage.scanned_at >= now - timedelta(hours=hours)
@@ -58,7 +57,7 @@ def inside_per_ring(session: Session, actor: Actor, event_id: int, *, redis=None
     inside r, an exit at ring r takes it out of every ring >= r it was inside. Read from
     the gates' own occupancy counters in Redis; without Redis (or when it is down),
     replayed from the recorded passages, which lag the gates by the flush interval."""
-    require_role(actor, "officer")
+    scope.officer_event(session, actor, event_id)
     zones = session.execute(select(Zone.ring, Zone.name).where(Zone.event_id == event_id).order_by(Zone.ring))
     counts = None
     if redis is not None:
@@ -93,7 +92,7 @@ def _inside_from_passages(session: Session, event_id: int) -> dict[int, int]:
 
 
 def open_alerts(session: Session, actor: Actor, event_id: int) -> dict:
-    require_role(actor, "officer")
+    scope.officer_event(session, actor, event_id)
     rows = session.execute(
         select(Alert.kind, func.count())
         .where(Alert.event_id == event_id, Alert.status == AlertStatus.open)

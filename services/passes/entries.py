@@ -20,18 +20,21 @@ from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.passes import Application, ApplicationKind, Event, TrustEntry, WatchEntry, WatchSeverity
 from models.platform import AuditEntry
-from services.passes import lists
+from services.passes import lists, scope
 
 
 def watch_query(session: Session, actor: Actor, *, event_id: int | None, active: bool | None) -> Select:
-    """Watch entries, for a keyset page: with ``event_id`` those that apply to the event
-    (its own and the global ones)."""
+    """Watch entries, for a keyset page: the global ones and those of the events the
+    officer's jurisdiction covers; with ``event_id`` (an event of the jurisdiction) those
+    that apply to it (its own and the global ones)."""
     require_role(actor, "officer")
     stmt = select(WatchEntry)
     if event_id is not None:
-        if session.get(Event, event_id) is None:
-            raise NotFound("活动不存在", code="event_not_found")
+        scope.officer_event(session, actor, event_id)
         stmt = stmt.where(or_(WatchEntry.event_id == event_id, WatchEntry.event_id.is_(None)))
+    elif not scope.covers_all(actor):
+        visible = select(Event.id).where(scope.visible_events(actor))
+        stmt = stmt.where(or_(WatchEntry.event_id.is_(None), WatchEntry.event_id.in_(visible)))
     if active is not None:
         stmt = stmt.where(WatchEntry.active.is_(active))
     return stmt
@@ -55,11 +58,8 @@ def update_watch_entry(
     the gates' watched passes are republished after commit. Ending an entry is
     :func:`lists.deactivate_watch_entry`. Idempotent: the same change twice is a no-op
     the second time."""
-    require_role(actor, "officer")
     now = now or utcnow()
-    entry = session.get(WatchEntry, entry_id, with_for_update=True)
-    if entry is None:
-        raise NotFound("关注名单条目不存在", code="watch_entry_not_found")
+    entry = scope.watch_entry(session, actor, entry_id, lock=True)
     if not entry.active:
         raise Conflict("该关注名单条目已停用，请新增条目", code="watch_entry_inactive")
     if "valid_until" in changes and changes["valid_until"] is not None and changes["valid_until"] <= now:
@@ -89,10 +89,8 @@ def update_watch_entry(
 
 
 def trust_query(session: Session, actor: Actor, event_id: int, *, active: bool | None) -> Select:
-    """Trust entries of an event, for a keyset page."""
-    require_role(actor, "officer")
-    if session.get(Event, event_id) is None:
-        raise NotFound("活动不存在", code="event_not_found")
+    """Trust entries of an event of the officer's jurisdiction, for a keyset page."""
+    scope.officer_event(session, actor, event_id)
     stmt = select(TrustEntry).where(TrustEntry.event_id == event_id)
     if active is not None:
         stmt = stmt.where(TrustEntry.active.is_(active))
@@ -124,9 +122,10 @@ def update_trust_entry(
     """Change an active trust entry's end (``valid_until``, later than now) or ring (one
     of the event's). Re-screened against the watch list and republished to the gates
     after commit (trust suppresses ``alert`` hits there)."""
-    require_role(actor, "officer")
     now = now or utcnow()
-    entry = _active_trust(session, entry_id)
+    entry = _trust_entry(session, actor, entry_id)
+    if not entry.active:
+        raise Conflict("该信任名单条目已结束", code="trust_entry_ended")
     if "valid_until" in changes and changes["valid_until"] <= now:
         raise ValidationFailed(fields={"valid_until": "有效期须晚于当前时间"})
     if "ring" in changes:
@@ -150,11 +149,8 @@ def end_trust_entry(
     """End trust early (``ended_reason`` ``officer_ended``): the subject's ``alert``
     hits alert again at the gates once the change commits. Ending an ended entry
     changes nothing."""
-    require_role(actor, "officer")
     now = now or utcnow()
-    entry = session.get(TrustEntry, entry_id, with_for_update=True)
-    if entry is None:
-        raise NotFound("信任名单条目不存在", code="trust_entry_not_found")
+    entry = _trust_entry(session, actor, entry_id)
     if not entry.active:
         return entry
     entry.active = False
@@ -167,12 +163,13 @@ def end_trust_entry(
     return entry
 
 
-def _active_trust(session: Session, entry_id: int) -> TrustEntry:
+def _trust_entry(session: Session, actor: Actor, entry_id: int) -> TrustEntry:
+    """The entry, locked, for an officer whose jurisdiction covers its event."""
+    require_role(actor, "officer")
     entry = session.get(TrustEntry, entry_id, with_for_update=True)
     if entry is None:
         raise NotFound("信任名单条目不存在", code="trust_entry_not_found")
-    if not entry.active:
-        raise Conflict("该信任名单条目已结束", code="trust_entry_ended")
+    scope.officer_event(session, actor, entry.event_id)
     return entry
 
 

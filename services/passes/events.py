@@ -20,6 +20,7 @@ from core.pii import FieldCipher
 from models.identity import OrgUnit, Person, Role, RoleGrant
 from models.passes import Event, Gate, GateDirection, Zone
 from services import keys
+from services.passes import scope
 from services.passes.rules import EVENT_POLICY_BOUNDS, EVENT_POLICY_KEYS, RULE_SET
 
 
@@ -159,8 +160,7 @@ def add_gate(
 ) -> Gate:
     """A gate on the outer boundary of ``ring``. Core-ring gates fail closed offline by
     default. ``device_person_id`` must hold the ``gate`` role and serve no other gate."""
-    require_role(actor, Role.officer)
-    event = get_event(session, event_id)
+    event = scope.officer_event(session, actor, event_id)
     max_ring = max((z.ring for z in event.zones), default=0)
     if not 1 <= ring <= max_ring:
         raise ValidationFailed(fields={"ring": f"区域层级应在 1 到 {max_ring} 之间"})
@@ -203,10 +203,12 @@ def gate_for_device(session: Session, person_id: int) -> Gate:
 
 def rotate_key(session: Session, actor: Actor, event_id: int, kek: bytes) -> str:
     """New signing key for the event; passes signed with the old key still verify."""
-    require_role(actor, Role.officer)
-    get_event(session, event_id)
+    scope.officer_event(session, actor, event_id)
     return keys.rotate(session, key_scope(event_id), kek)
 
 
-def list_events(session: Session) -> list[Event]:
-    return list(session.scalars(select(Event).order_by(Event.starts_at.desc())))
+def list_events(session: Session, actor: Actor) -> list[Event]:
+    """The events the officer's jurisdiction covers, latest start first."""
+    require_role(actor, Role.officer)
+    stmt = select(Event).where(scope.visible_events(actor)).order_by(Event.starts_at.desc(), Event.id.desc())
+    return list(session.scalars(stmt))

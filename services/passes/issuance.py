@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core import outbox, pii, signing
 from core.auth import Actor, require_role
 from core.db import utcnow
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.passes import (
     Application,
     ApplicationKind,
@@ -32,9 +32,9 @@ from models.passes import (
 )
 from models.platform import AuditEntry
 from services import keys
-from services.passes import hotstate
+from services.passes import hotstate, scope
 from services.passes.checks import KIND_PERSON_PASS, KIND_VEHICLE_PASS, plate_tag
-from services.passes.events import gate_key, key_scope
+from services.passes.events import gate_for_device, gate_key, key_scope
 from services.passes.verification import visit_end, visit_start
 
 
@@ -162,10 +162,13 @@ def revoke_for_application(
 def revoke_by_officer(
     session: Session, actor: Actor, pass_id: int, reason: str, *, now: datetime | None = None
 ) -> PassCredential:
+    """Revoke a pass of an event of the officer's jurisdiction (audited; the holder is
+    told after commit)."""
     require_role(actor, "officer")
     credential = session.get(PassCredential, pass_id)
     if credential is None:
         raise NotFound("通行证不存在", code="pass_not_found")
+    scope.officer_event(session, actor, credential.event_id)
     if credential.status == PassStatus.revoked:
         raise Conflict("通行证已作废", code="pass_revoked")
     revoke(session, credential, reason="officer", now=now)
@@ -191,7 +194,9 @@ def reissue(
     session: Session, actor: Actor, pass_id: int, *, ring: int | None, kek: bytes, now: datetime | None = None
 ) -> PassCredential:
     """Replace a pass (e.g. the ring changed, or the holder lost it): the old token is
-    revoked in the same transaction, the new one rendered and sent."""
+    revoked in the same transaction, the new one rendered and sent. The holder's own
+    pass, or any pass of an event of the officer's jurisdiction; another ring is an
+    officer's decision."""
     credential = session.get(PassCredential, pass_id)
     if credential is None:
         raise NotFound("通行证不存在", code="pass_not_found")
@@ -199,10 +204,11 @@ def reissue(
     is_officer = actor.has_any_role(("officer", "admin"))
     if app.applicant_id != actor.person_id and not is_officer:
         raise NotFound("通行证不存在", code="pass_not_found")
+    if app.applicant_id != actor.person_id or (ring is not None and ring != app.ring):
+        scope.officer_event(session, actor, app.event_id)
     if credential.status != PassStatus.active or app.status != ApplicationStatus.approved:
         raise Conflict("只有有效的通行证可以补发", code="pass_not_active")
     if ring is not None and ring != app.ring:
-        require_role(actor, "officer")  # a wider ring is an officer's decision
         event = session.get(Event, app.event_id)
         if ring not in {z.ring for z in event.zones}:
             raise ValidationFailed(fields={"ring": "区域层级不存在"})
@@ -216,6 +222,19 @@ def reissue(
         )
     )  # fmt: skip
     return new
+
+
+def revocations_for(session: Session, actor: Actor, event_id: int, since_version: int = 0) -> dict:
+    """:func:`revocation_list` for an officer whose jurisdiction covers the event, or
+    for the device of one of the event's gates (another event's: 403
+    ``gate_not_in_event``; a device serving no gate: 404 ``gate_not_bound``)."""
+    if actor.has_any_role(("officer", "admin")):
+        scope.officer_event(session, actor, event_id)
+    else:
+        require_role(actor, "gate")
+        if gate_for_device(session, actor.person_id).event_id != event_id:
+            raise Forbidden("本闸机不属于该活动", code="gate_not_in_event")
+    return revocation_list(session, event_id, since_version)
 
 
 def revocation_list(session: Session, event_id: int, since_version: int = 0) -> dict:

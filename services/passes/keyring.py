@@ -13,20 +13,19 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.auth import Actor, require_role
+from core.auth import Actor
 from core.db import utcnow
 from core.errors import Conflict, NotFound
 from models.passes import Application, PassCredential, PassStatus
 from models.platform import AuditEntry, SigningKey, SigningKeyStatus
 from services import keys
-from services.passes import events, issuance
+from services.passes import events, issuance, scope
 from services.passes.layout import reload_gate_contexts
 
 
 def list_keys(session: Session, actor: Actor, event_id: int) -> list[dict]:
     """The event's keys, oldest first, each with how many active passes it signed."""
-    require_role(actor, "officer")
-    events.get_event(session, event_id)
+    scope.officer_event(session, actor, event_id)
     rows = session.scalars(
         select(SigningKey)
         .where(SigningKey.scope == events.key_scope(event_id))
@@ -62,9 +61,8 @@ def revoke_key(
     pass the key signed is re-issued with the active key in the same transaction (old
     token revoked, new card rendered and sent to the holder). Withdrawing a withdrawn
     key changes nothing."""
-    require_role(actor, "officer")
+    scope.officer_event(session, actor, event_id)
     now = now or utcnow()
-    events.get_event(session, event_id)
     row = session.get(SigningKey, kid, with_for_update=True)
     if row is None or row.scope != events.key_scope(event_id):
         raise NotFound("签名密钥不存在", code="key_not_found")

@@ -19,21 +19,19 @@ from core.db import after_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from models.passes import Event, Gate, GateDirection, PassCredential, Zone
 from models.platform import AuditEntry
-from services.passes import events
+from services.passes import events, scope
 
 
 def zones_query(session: Session, actor: Actor, event_id: int) -> Select:
     """The event's rings, for a keyset page (outermost first)."""
-    require_role(actor, "officer")
-    events.get_event(session, event_id)
+    scope.officer_event(session, actor, event_id)
     return select(Zone).where(Zone.event_id == event_id)
 
 
 def update_zone(session: Session, actor: Actor, event_id: int, ring: int, changes: dict) -> Zone:
     """Rename a ring or change its daily capacities or occupancy limit (None: no limit).
     New limits judge new applications and scans; approved passes stay approved."""
-    require_role(actor, "officer")
-    events.get_event(session, event_id)
+    scope.officer_event(session, actor, event_id)
     zone = session.scalar(select(Zone).where(Zone.event_id == event_id, Zone.ring == ring))
     if zone is None:
         raise NotFound("区域不存在", code="zone_not_found")
@@ -43,8 +41,7 @@ def update_zone(session: Session, actor: Actor, event_id: int, ring: int, change
 
 def gates_query(session: Session, actor: Actor, event_id: int) -> Select:
     """The event's gates, for a keyset page (oldest first)."""
-    require_role(actor, "officer")
-    events.get_event(session, event_id)
+    scope.officer_event(session, actor, event_id)
     return select(Gate).where(Gate.event_id == event_id)
 
 
@@ -56,8 +53,9 @@ def update_gate(session: Session, actor: Actor, gate_id: int, changes: dict) -> 
     gate = session.get(Gate, gate_id, with_for_update=True)
     if gate is None:
         raise NotFound("闸机不存在", code="gate_not_found")
+    event = scope.officer_event(session, actor, gate.event_id)
     if "ring" in changes:
-        rings = {z.ring for z in events.get_event(session, gate.event_id).zones}
+        rings = {z.ring for z in event.zones}
         if changes["ring"] not in rings:
             raise ValidationFailed(fields={"ring": f"区域层级应为 {sorted(rings)} 之一"})
     device = changes.get("device_person_id")
@@ -74,10 +72,7 @@ def update_event(session: Session, actor: Actor, event_id: int, changes: dict) -
     (``policy``: given keys replace the event's, a None value removes one). The time
     zone is fixed once a pass is issued: passes carry validity and daily windows
     computed in it. Applications already judged keep their outcome."""
-    require_role(actor, "officer")
-    event = session.get(Event, event_id, with_for_update=True)
-    if event is None:
-        raise NotFound("活动不存在", code="event_not_found")
+    event = scope.officer_event(session, actor, event_id, lock=True)
     changes = dict(changes)
     starts, ends = changes.get("starts_at", event.starts_at), changes.get("ends_at", event.ends_at)
     if ends <= starts:

@@ -35,7 +35,7 @@ from models.passes import (
     WatchSeverity,
 )
 from models.platform import AuditEntry
-from services.passes import hotstate
+from services.passes import hotstate, scope
 from services.passes.rules import RULE_SET
 
 
@@ -62,11 +62,15 @@ def add_watch_entry(
     valid_until: datetime | None = None,
     now: datetime | None = None,
 ) -> WatchEntry:
-    """Add an entry, then re-screen trust entries and watched passes (see module doc)."""
+    """Add an entry, then re-screen trust entries and watched passes (see module doc).
+    An event's entry needs an officer whose jurisdiction covers the event; a global one
+    (``event_id`` None) any officer (``scope``)."""
     require_role(actor, "officer")
     now = now or utcnow()
-    if event_id is not None and session.get(Event, event_id) is None:
-        raise ValidationFailed("活动不存在", code="event_not_found", fields={"event_id": "活动不存在"})
+    if event_id is not None:
+        if session.get(Event, event_id) is None:
+            raise ValidationFailed("活动不存在", code="event_not_found", fields={"event_id": "活动不存在"})
+        scope.officer_event(session, actor, event_id)
     if valid_until is not None and valid_until <= now:
         raise ValidationFailed(fields={"valid_until": "有效期须晚于当前时间"})
     subject, hint = None, None
@@ -104,10 +108,9 @@ def add_watch_entry(
 def deactivate_watch_entry(
     session: Session, actor: Actor, entry_id: int, *, now: datetime | None = None
 ) -> WatchEntry:
-    require_role(actor, "officer")
-    entry = session.get(WatchEntry, entry_id)
-    if entry is None:
-        raise NotFound("关注名单条目不存在", code="watch_entry_not_found")
+    """End an entry (a global one: any officer; an event's: its jurisdiction), then
+    re-screen as on adding one."""
+    entry = scope.watch_entry(session, actor, entry_id)
     entry.active = False
     _audit(session, actor, "passes.watch.deactivate", "pass_watch_entry", entry.id, {})
     rescreen(session, entry.event_id, now=now or utcnow())
@@ -327,6 +330,7 @@ def resolve_alert(
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound("预警不存在", code="alert_not_found")
+    scope.officer_event(session, actor, alert.event_id)
     if alert.status != AlertStatus.open:
         raise Conflict("预警已处置", code="alert_resolved")
     alert.status = AlertStatus.cleared if cleared else AlertStatus.confirmed
@@ -356,7 +360,8 @@ def _alert_ring(session: Session, alert: Alert) -> int:
 
 
 def list_alerts(session: Session, actor: Actor, event_id: int, status: str | None) -> list[Alert]:
-    require_role(actor, "officer")
+    """The latest 200 alerts of an event of the officer's jurisdiction, newest first."""
+    scope.officer_event(session, actor, event_id)
     stmt = select(Alert).where(Alert.event_id == event_id)
     if status:
         stmt = stmt.where(Alert.status == AlertStatus(status))

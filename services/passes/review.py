@@ -10,18 +10,17 @@ from sqlalchemy.orm import Session
 from core.auth import Actor, require_role
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationFailed
-from models.passes import Application, ApplicationStatus, Event
+from models.passes import Application, ApplicationStatus
 from models.platform import AuditEntry
-from services.passes import issuance
+from services.passes import issuance, scope
 
 
 def queue(
     session: Session, actor: Actor, event_id: int, *, after_id: int | None, limit: int
 ) -> list[Application]:
-    """Oldest first: officers work the queue in arrival order."""
-    require_role(actor, "officer")
-    if session.get(Event, event_id) is None:
-        raise NotFound("活动不存在", code="event_not_found")
+    """Oldest first: officers work the queue in arrival order (an event of their
+    jurisdiction, ``scope.officer_event``)."""
+    scope.officer_event(session, actor, event_id)
     stmt = select(Application).where(
         Application.event_id == event_id, Application.status == ApplicationStatus.manual_review
     )
@@ -47,6 +46,7 @@ def decide(
     app = session.get(Application, application_id, with_for_update=True)
     if app is None:
         raise NotFound("申请不存在", code="application_not_found")
+    scope.officer_event(session, actor, app.event_id)
     if app.status != ApplicationStatus.manual_review:
         raise Conflict("该申请不在人工审核状态", code="not_in_review", details={"status": app.status.value})
     if not note.strip():
