@@ -1,11 +1,12 @@
 """The due-item sweep pattern for daily reminders (expiries 30 / 7 / 1 days ahead).
 
 A sweep asks for rows whose expiry date is exactly one of the reminder offsets from
-today (Asia/Shanghai), so its cost follows the number of due rows, not the table size:
-with an index on ``(status, expires_on)`` (or a partial index on ``expires_on`` for the
-active status) PostgreSQL answers with an index scan per date. Rows are read in keyset
-batches, and every reminder carries the dedup key ``expiry:<subject>:<id>:<days>`` so a
-second run of the same day (a retry, another scheduler) queues nothing new.
+today (Asia/Shanghai, or a time zone the caller gives), so its cost follows the number
+of due rows, not the table size: with an index on ``(status, expires_on)`` (or a partial
+index on ``expires_on`` for the active status) PostgreSQL answers with an index scan per
+date. Rows are read in keyset batches, and every reminder carries the dedup key
+``expiry:<subject>:<id>:<days>`` so a second run of the same day (a retry, another
+scheduler) queues nothing new.
 
 Domains call ``due_for_reminder`` from their periodic function, e.g. the permits
 domain's ``09:00`` row: ``for row, days in due_for_reminder(...): notify(...)``.
@@ -27,8 +28,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 EXPIRY_OFFSETS: tuple[int, ...] = (30, 7, 1)
 
 
-def local_today(now: datetime) -> date:
-    return now.astimezone(TZ).date()
+def local_today(now: datetime, tz: ZoneInfo = TZ) -> date:
+    return now.astimezone(tz).date()
 
 
 def due_query(
@@ -50,9 +51,11 @@ def due_for_reminder(
     offsets: Sequence[int] = EXPIRY_OFFSETS,
     where: Sequence[Any] = (),
     batch: int = 1000,
+    tz: ZoneInfo = TZ,
 ) -> Iterator[tuple[Any, int]]:
-    """Yield ``(row, days_before)`` for every due row, read in keyset batches. Read only."""
-    today = local_today(now)
+    """Yield ``(row, days_before)`` for every due row, read in keyset batches; "today" is
+    ``now``'s date in ``tz`` (Asia/Shanghai unless the rows' own zone is given). Read only."""
+    today = local_today(now, tz)
     col = getattr(model, expires)
     stmt = due_query(model, expires, today, offsets, where)
     after: tuple[date, int] | None = None

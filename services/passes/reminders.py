@@ -1,9 +1,11 @@
 """The day-before-visit reminder (the ``passes_visit_reminders`` periodic row, 17:00).
 
-Every approved application whose first visit day is tomorrow (Asia/Shanghai) and that
-holds an active pass gets one reminder to its applicant through ``services.notify``: an
-individual or vehicle application one each, a group application one for the group
-(the leader applied for everyone; members have no accounts). The dedup key
+Every approved application whose first visit day is tomorrow in its event's time zone
+(``Event.timezone``; at 17:00 in Shanghai it is still the evening before in Honolulu,
+so there Shanghai's today is tomorrow) and that holds an active pass gets one reminder
+to its applicant through ``services.notify``: an individual or vehicle application one
+each, a group application one for the group (the leader applied for everyone; members
+have no accounts). The dedup key
 ``pass-visit:<application or group>:<day>`` makes a re-run of the slot, a retry, a
 second scheduler or a re-issued pass send nothing twice.
 """
@@ -11,7 +13,9 @@ second scheduler or a re-issued pass send nothing twice.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,17 +46,7 @@ def send_visit_reminders(session: Session, now: datetime) -> dict:
     """Queue tomorrow's reminders; returns counts. Flushes, never commits."""
     from services.notify import notify
 
-    due = [
-        app
-        for app, _days in due_for_reminder(
-            session,
-            Application,
-            "visit_from",
-            now,
-            offsets=(1,),
-            where=(Application.status == ApplicationStatus.approved,),
-        )
-    ]
+    due = list(_due(session, now))
     with_pass = _with_active_pass(session, [a.id for a in due])
     by_key: dict[str, list[Application]] = defaultdict(list)
     for app in due:
@@ -65,6 +59,24 @@ def send_visit_reminders(session: Session, now: datetime) -> dict:
         if key not in already:
             notify(session, apps[0].applicant_id, KIND, _data(session, apps), key, now=now)
     return {"due": len(due), "reminders": len(by_key), "queued": len(set(by_key) - already)}
+
+
+def _due(session: Session, now: datetime) -> Iterator[Application]:
+    """Approved applications whose first visit day is tomorrow in their event's time
+    zone: one due-date sweep per time zone of the events still running."""
+    running = select(Event.timezone).where(Event.ends_at > now).distinct().order_by(Event.timezone)
+    for name in session.scalars(running):
+        events = select(Event.id).where(Event.timezone == name, Event.ends_at > now)
+        for app, _days in due_for_reminder(
+            session,
+            Application,
+            "visit_from",
+            now,
+            offsets=(1,),
+            tz=ZoneInfo(name),
+            where=(Application.status == ApplicationStatus.approved, Application.event_id.in_(events)),
+        ):
+            yield app
 
 
 def _with_active_pass(session: Session, application_ids: list[int]) -> set[int]:

@@ -15,7 +15,7 @@ from jobs.schedule import passes_visit_reminders
 from models.identity import Identity, IdentityKind
 from models.jobs import Notification
 from models.passes import PassCredential
-from services.passes import applications, issuance
+from services.passes import applications, events, issuance
 from tests.helpers import make_person, valid_id_number
 from tests.services.passes.builders import make_world
 
@@ -135,3 +135,33 @@ def test_the_periodic_row_runs_at_17_00_once_per_slot(app, db, run_jobs):
     run_jobs()
     (n,) = _reminders(db)
     assert n.person_id == citizen.person_id
+
+
+def test_tomorrow_is_counted_in_each_events_own_time_zone(app, db):
+    # 17:00 in Shanghai on 10 December is 23:00 on 9 December in Honolulu: there the
+    # visit "tomorrow" is on the 10th, while for a Shanghai event it is on the 11th.
+    now = datetime(2026, 12, 10, 17, 0, tzinfo=TZ).astimezone(UTC)
+    applied_at = now - timedelta(days=3)
+    officer = load_actor(db, make_person(db, "officer").id)
+    citizen = _citizen(db, "u-zones")
+    apps = {}
+    for zone in ("Pacific/Honolulu", "Asia/Shanghai"):
+        event = events.create_event(
+            db, officer, name=f"峰会（{zone}）", starts_at=applied_at, ends_at=now + timedelta(days=5),
+            zones=[events.ZoneSpec(1, "外围区")], kek=_kek(app), timezone=zone, policy={"min_lead_hours": 0},
+        )  # fmt: skip
+        for seed, day in ((len(apps) * 10 + 1, date(2026, 12, 10)), (len(apps) * 10 + 2, date(2026, 12, 11))):
+            data = applications.ApplicationInput(
+                person=applications.PersonInput("王五", valid_id_number(seed), MOBILE),
+                purpose="参会", host_unit="组委会", visit_from=day, visit_to=day, ring=1,
+            )  # fmt: skip
+            made = applications.create(db, citizen, event.id, data, kek=_kek(app), now=applied_at)
+            assert made.status.value == "approved", [r.reason_code for r in made.rule_results]
+            apps[(zone, day.day)] = made
+
+    assert passes_visit_reminders(db, now)["queued"] == 2
+    reminded = {n.dedup_key for n in _reminders(db)}
+    assert reminded == {
+        f"pass-visit:{apps[('Pacific/Honolulu', 10)].id}:2026-12-10",
+        f"pass-visit:{apps[('Asia/Shanghai', 11)].id}:2026-12-11",
+    }
