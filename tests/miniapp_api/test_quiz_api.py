@@ -229,7 +229,8 @@ def test_portrait_pictures_render_through_jobs(app, db, env, run_jobs):
     assert env["t"].get(other_url).status_code == 404  # a name belongs to its own target only
     # after practising, a new request renders a new picture instead of the day's stale one
     items = env["w"].post("/quiz/practice/today").json["data"]["items"]
-    env["w"].post(f"/quiz/practice/items/{items[0]['item_id']}/answer", {"choice": "A"})
+    item = next(i for i in items if i["question"]["kind"] != "scenario")  # "A" answers it
+    assert env["w"].post(f"/quiz/practice/items/{item['item_id']}/answer", {"choice": "A"}).status_code == 200
     fresh = env["w"].post(f"/quiz/portraits/workers/{wid}/picture").json["data"]
     assert fresh["url"] != radar.json["data"]["url"]
     run_jobs()
@@ -281,22 +282,25 @@ def test_cross_tenant_leaderboard_and_rank_scope_are_refused(db, env, client):
 def test_a_set_with_an_item_already_answered_names_it_and_writes_nothing(db, env):
     w = env["w"]
     items = w.post("/quiz/practice/today").json["data"]["items"]
-    first, second, third = (i["item_id"] for i in items[:3])
+    # Items a one-letter choice answers (the set may also hold the bank's scenario item).
+    one_letter = [i for i in items if i["question"]["kind"] != "scenario"][:3]
+    first, second, third = (i["item_id"] for i in one_letter)
     assert w.post(f"/quiz/practice/items/{first}/answer", {"choice": "A"}).status_code == 200
     r = w.post(
         "/quiz/practice/answers",
         {"answers": [{"item_id": second, "choice": "A"}, {"item_id": first, "choice": "A"}]},
     )
     assert r.status_code == 409 and r.json["error"]["code"] == "already_answered"
-    assert r.json["error"]["details"] == {"item_id": first, "position": 1, "index": 1}
-    assert "第 1 题" in r.json["error"]["message"]
+    position = one_letter[0]["position"]
+    assert r.json["error"]["details"] == {"item_id": first, "position": position, "index": 1}
+    assert f"第 {position} 题" in r.json["error"]["message"]
     bad = w.post(
         "/quiz/practice/answers",
         {"answers": [{"item_id": second, "choice": "A"}, {"item_id": third, "choice": "Z"}]},
     )
     assert bad.status_code == 422 and "answers.1.choice" in bad.json["error"]["fields"], bad.json
-    today = w.post("/quiz/practice/today").json["data"]["items"]
-    assert [i["answered"] for i in today[:3]] == [True, False, False]
+    today = {i["item_id"]: i["answered"] for i in w.post("/quiz/practice/today").json["data"]["items"]}
+    assert [today[first], today[second], today[third]] == [True, False, False]
 
 
 def test_workers_find_their_competitions_and_trainers_their_papers(db, env):
