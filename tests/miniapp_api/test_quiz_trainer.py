@@ -93,6 +93,12 @@ def test_cross_tenant_worker_attempts_need_jurisdiction_over_the_worker(db, env)
     assert env["w"].get(url).status_code == 403  # workers have no trainer view, not even their own
     assert env["t_street"].get(url).status_code == 200  # the worker's street
     assert env["t"].get("/quiz/workers/999999/attempts").json["error"]["code"] == "person_not_found"
+    # A trainer's own attempts, as for portraits, even when they live outside their grant.
+    me = make_person(db, "trainer", org=env["tree"]["other"], name="外区培训")
+    me.org_unit_id = env["tree"]["grid"].id
+    db.flush()
+    own = Api(env["w"].client, token_for(db, me)).get(f"/quiz/workers/{me.id}/attempts")
+    assert own.status_code == 200 and own.json["data"]["items"] == [], own.json
 
 
 def _board(db, env, n: int, freeze_after: int | None = None) -> tuple[int, list]:
