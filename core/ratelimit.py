@@ -18,12 +18,14 @@ LIMITS: dict[str, tuple[int, int]] = {
     "binding": (10, 600),
     "answer": (120, 60),
     "apply": (30, 60),
+    "export": (10, 60),  # whole-table downloads (leaderboards): per person
 }
 
 _MESSAGES = {
     "login": "登录尝试过于频繁，请 {wait} 秒后再试",
     "binding": "绑定操作过于频繁，请 {wait} 秒后再试",
     "answer": "答题过于频繁，请 {wait} 秒后再试",
+    "export": "导出过于频繁，请 {wait} 秒后再试",
 }
 
 

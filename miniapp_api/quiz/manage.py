@@ -116,7 +116,13 @@ def item_stats(ctx: Ctx, competition_id: int) -> list:
     return competitions.item_statistics(ctx.session, ctx.me, competition_id)
 
 
-@bp.get("/competitions/<int:competition_id>/leaderboard.xlsx", roles=TRAINER, content_type=XLSX)
+@bp.get(
+    "/competitions/<int:competition_id>/leaderboard.xlsx",
+    roles=TRAINER,
+    content_type=XLSX,
+    rate="export",
+    extra_errors=(429,),
+)
 def leaderboard_xlsx(ctx: Ctx, competition_id: int) -> Response:
     """导出完整排行榜（Excel；管辖范围内的参赛人员，未公布前为封榜前成绩）"""
     data = exports.board(ctx.session, ctx.me, competition_id)
@@ -125,7 +131,13 @@ def leaderboard_xlsx(ctx: Ctx, competition_id: int) -> Response:
     )
 
 
-@bp.get("/competitions/<int:competition_id>/leaderboard.csv", roles=TRAINER, content_type=CSV)
+@bp.get(
+    "/competitions/<int:competition_id>/leaderboard.csv",
+    roles=TRAINER,
+    content_type=CSV,
+    rate="export",
+    extra_errors=(429,),
+)
 def leaderboard_csv(ctx: Ctx, competition_id: int) -> Response:
     """导出完整排行榜（CSV，UTF-8 带 BOM，Excel 可直接打开）"""
     data = exports.board(ctx.session, ctx.me, competition_id)

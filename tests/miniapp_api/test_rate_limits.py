@@ -43,3 +43,16 @@ def test_a_new_window_lets_requests_through_again(app) -> None:
     with pytest.raises(RateLimited):
         ratelimit.hit(client, "binding", "p1", now=1000.0)
     ratelimit.hit(client, "binding", "p1", now=1000.0 + ratelimit.LIMITS["binding"][1])
+
+
+def test_leaderboard_exports_are_limited_per_person(client, db, monkeypatch) -> None:
+    """Whole-board downloads share one per-person limit (xlsx and csv alike)."""
+    monkeypatch.setitem(ratelimit.LIMITS, "export", (2, 60))
+    a, b = make_person(db, "trainer"), make_person(db, "trainer")
+    api_a, api_b = Api(client, token_for(db, a)), Api(client, token_for(db, b))
+    url = "/quiz/competitions/999999/leaderboard"
+    codes = [api_a.get(f"{url}.xlsx").status_code, api_a.get(f"{url}.csv").status_code]
+    assert codes == [404, 404]  # counted before the competition is looked up
+    r = api_a.get(f"{url}.csv")
+    assert r.status_code == 429 and "导出过于频繁" in r.json["error"]["message"]
+    assert api_b.get(f"{url}.xlsx").status_code == 404
