@@ -21,6 +21,7 @@ _FIELDS = {
     "explanation": lambda q, v, t: v.explanation,
     "difficulty": lambda q, v, t: q.difficulty,
     "topics": lambda q, v, t: sorted(t),
+    "source": lambda q, v, t: q.source,
 }
 
 

@@ -210,6 +210,8 @@ def edit(session: Session, actor: Actor, question_id: int, d: Draft, now: dateti
     before = audit.question_state(q, current(session, q), [t.name for t in q.topics])
     q.current_version += 1
     q.difficulty = d.difficulty
+    if d.source is not None:  # omitted: kept; "" clears it
+        q.source = d.source or None
     v = _version(q.id, q.current_version, d, d.content_hash(), actor.person_id, now)
     session.add(v)
     session.execute(QuestionTopic.__table__.delete().where(QuestionTopic.question_id == q.id))

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from core.errors import Conflict, Forbidden, ValidationFailed
 from models.quiz import PracticeItem, QuestionVersion
@@ -60,3 +61,23 @@ def test_certainty_based_marking_penalises_confident_wrong_answers(db):
         NOW + timedelta(minutes=1),
     )
     assert done["summary"]["marks"] == 3 - 6 and done["summary"]["max_marks"] == 6
+
+
+def test_an_edit_sets_the_source_when_given_and_keeps_it_when_omitted(db):
+    from dataclasses import replace
+
+    from models.platform import AuditEntry
+
+    tree = org_tree(db)
+    t = trainer(db, tree["district"])
+    q = bank.create(db, t, replace(single("来源题", "法律法规"), source="《浙江省平安建设条例》"), NOW)
+    bank.edit(db, t, q.id, single("来源题（修订）", "法律法规"), NOW + timedelta(minutes=1))
+    assert q.source == "《浙江省平安建设条例》"  # omitted: kept
+    bank.edit(db, t, q.id, replace(single("来源题（再修订）", "法律法规"), source="培训讲义"), NOW)
+    assert q.source == "培训讲义"
+    last = db.scalars(
+        select(AuditEntry).where(AuditEntry.action == "quiz.question.edit").order_by(AuditEntry.id.desc())
+    ).first()
+    assert last.data["changes"]["source"] == {"before": "《浙江省平安建设条例》", "after": "培训讲义"}
+    bank.edit(db, t, q.id, replace(single("来源题（三修）", "法律法规"), source=""), NOW)
+    assert q.source is None
