@@ -15,11 +15,6 @@ from tests.services.passes.builders import make_world, visitor_body
 
 
 @pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
-
-
-@pytest.fixture
 def citizen(db, client):
     return Api(client, token_for(db, make_person(db, "citizen")))
 

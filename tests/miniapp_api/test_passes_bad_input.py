@@ -3,24 +3,12 @@ never a 500."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from sqlalchemy import func, select
 
 from models.passes import Application, Event, WatchEntry
 from tests.helpers import Api, make_person, token_for, valid_id_number
-from tests.services.passes.builders import make_world, visitor_body
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
-
-
-@pytest.fixture
-def officer(client, world):
-    return Api(client, world.officer_token)
+from tests.services.passes.builders import visitor_body
 
 
 @pytest.mark.parametrize("event_id", [987_654, 10**12, 0, -3])

@@ -3,21 +3,12 @@ leaves every inner ring too."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import pytest
-
 from core.auth import load_actor
 from jobs.passes import flush_passages
 from services.passes import dashboard
 from tests.helpers import Api, make_person, token_for, valid_id_number
 from tests.miniapp_api.test_passes_end_to_end import scan
-from tests.services.passes.builders import make_world, visitor_body
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
+from tests.services.passes.builders import visitor_body
 
 
 def _pass(db, client, world, n: int, ring: int) -> tuple[Api, str]:

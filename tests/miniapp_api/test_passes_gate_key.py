@@ -7,17 +7,10 @@ import base64
 import uuid
 from datetime import UTC, datetime
 
-import pytest
-
 from core import signing
 from services.passes import events
 from tests.helpers import Api, make_person, token_for, valid_id_number
-from tests.services.passes.builders import make_world, visitor_body
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
+from tests.services.passes.builders import visitor_body
 
 
 def _online_only_gate(db, world) -> str:

@@ -13,17 +13,7 @@ from models.passes import Event, Gate, Zone
 from models.platform import AuditEntry
 from tests.helpers import Api, make_person, token_for, valid_id_number
 from tests.miniapp_api.test_passes_end_to_end import scan
-from tests.services.passes.builders import make_world, visitor_body
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
-
-
-@pytest.fixture
-def officer(client, world):
-    return Api(client, world.officer_token)
+from tests.services.passes.builders import visitor_body
 
 
 def patch(api: Api, path: str, body: dict):

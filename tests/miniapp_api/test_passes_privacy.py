@@ -4,19 +4,13 @@ lists' results, and never another person's application behind a duplicate refusa
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
 from tests.helpers import Api, make_person, token_for, valid_id_number
-from tests.services.passes.builders import make_world, visitor_body
+from tests.services.passes.builders import visitor_body
 
 GENERIC_REJECT = "未通过审核，如有疑问请联系主办方"
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
 
 
 @pytest.fixture

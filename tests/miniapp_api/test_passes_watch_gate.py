@@ -13,12 +13,7 @@ from sqlalchemy import select
 from models.passes import Alert, TrustEntry, WatchEntry
 from tests.helpers import Api, make_person, token_for, valid_id_number
 from tests.miniapp_api.test_passes_end_to_end import scan
-from tests.services.passes.builders import make_world, visitor_body
-
-
-@pytest.fixture
-def world(app, db):
-    return make_world(db, app, datetime.now(UTC))
+from tests.services.passes.builders import visitor_body
 
 
 @pytest.fixture
