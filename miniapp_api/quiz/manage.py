@@ -125,10 +125,7 @@ def item_stats(ctx: Ctx, competition_id: int) -> list:
 )
 def leaderboard_xlsx(ctx: Ctx, competition_id: int) -> Response:
     """导出完整排行榜（Excel；管辖范围内的参赛人员，未公布前为封榜前成绩）"""
-    data = exports.board(ctx.session, ctx.me, competition_id)
-    return _download(
-        exports.to_xlsx(data), XLSX, *exports.filename(data["competition"], data["final"], "xlsx")
-    )
+    return _export(ctx, competition_id, exports.to_xlsx, XLSX, "xlsx")
 
 
 @bp.get(
@@ -140,12 +137,14 @@ def leaderboard_xlsx(ctx: Ctx, competition_id: int) -> Response:
 )
 def leaderboard_csv(ctx: Ctx, competition_id: int) -> Response:
     """导出完整排行榜（CSV，UTF-8 带 BOM，Excel 可直接打开）"""
+    return _export(ctx, competition_id, exports.to_csv, CSV, "csv")
+
+
+def _export(ctx: Ctx, competition_id: int, render, mimetype: str, ext: str) -> Response:
+    """The competition's board (as the trainer may see it) rendered and sent as a download."""
     data = exports.board(ctx.session, ctx.me, competition_id)
-    return _download(exports.to_csv(data), CSV, *exports.filename(data["competition"], data["final"], "csv"))
-
-
-def _download(data: bytes, mimetype: str, ascii_name: str, name: str) -> Response:
-    resp = Response(data, mimetype=mimetype)
+    ascii_name, name = exports.filename(data["competition"], data["final"], ext)
+    resp = Response(render(data), mimetype=mimetype)
     resp.headers["Content-Disposition"] = f"attachment; filename={ascii_name}; filename*=UTF-8''{quote(name)}"
     resp.headers["Cache-Control"] = "private, no-store"
     return resp
